@@ -1,0 +1,73 @@
+"""One table of actions: id, text, shortcut, icon (qtawesome), tip. Menus and toolbars read it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    text: str
+    shortcut: str | QKeySequence.StandardKey | None = None
+    icon: str | None = None
+    tip: str = ""
+    checkable: bool = False
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open_labels", "&Open Label Map…", QKeySequence.StandardKey.Open, "fa6s.folder-open",
+               "Open an indexed, grey-id or colour-coded label PNG"),
+    ActionSpec("open_photo", "Open &Photo…", "Ctrl+Shift+O", "fa6s.image", "Show a photo under the labels"),
+    ActionSpec("save_labels", "&Save Label Map", QKeySequence.StandardKey.Save, "fa6s.floppy-disk",
+               "Save the label map as an indexed PNG"),
+    ActionSpec("save_labels_as", "Save Label Map &As…", QKeySequence.StandardKey.SaveAs, None, ""),
+    ActionSpec("export_result", "&Export Result…", "Ctrl+E", "fa6s.file-export", "Save the generated image"),
+    ActionSpec("quit", "&Quit", QKeySequence.StandardKey.Quit, None, ""),
+    ActionSpec("undo", "&Undo", QKeySequence.StandardKey.Undo, "fa6s.rotate-left", ""),
+    ActionSpec("redo", "&Redo", QKeySequence.StandardKey.Redo, "fa6s.rotate-right", ""),
+    ActionSpec("tool_brush", "&Brush", "B", "fa6s.paintbrush", "Paint the current class (hard-edged)", True),
+    ActionSpec("tool_eraser", "&Eraser", "E", "fa6s.eraser", "Paint void", True),
+    ActionSpec("tool_fill", "&Fill", "G", "fa6s.fill-drip", "Fill a region with the current class", True),
+    ActionSpec("tool_picker", "Eye&dropper", "I", "fa6s.eye-dropper", "Pick a class (or hold Alt)", True),
+    ActionSpec("fill_global", "Global Fill", None, "fa6s.globe",
+               "Fill replaces every pixel of the clicked class, not only the connected region", True),
+    ActionSpec("brush_smaller", "Smaller Brush", "[", None, ""),
+    ActionSpec("brush_larger", "Larger Brush", "]", None, ""),
+    ActionSpec("zoom_in", "Zoom &In", QKeySequence.StandardKey.ZoomIn, "fa6s.magnifying-glass-plus", ""),
+    ActionSpec("zoom_out", "Zoom &Out", QKeySequence.StandardKey.ZoomOut, "fa6s.magnifying-glass-minus", ""),
+    ActionSpec("zoom_fit", "&Fit to Window", "Ctrl+0", "fa6s.expand", ""),
+    ActionSpec("show_result", "Show Result &Layer", "R", "fa6s.layer-group",
+               "Show the generated image on the canvas", True),
+    ActionSpec("generate", "&Generate", "Ctrl+Return", "fa6s.wand-magic-sparkles",
+               "Generate a photo from the label map"),
+    ActionSpec("live", "&Live Preview", "Ctrl+L", "fa6s.bolt",
+               "Regenerate automatically after each edit (debounced)", True),
+)
+
+
+def make_actions(parent, icons: bool = True) -> dict[str, QAction]:
+    out = {}
+    qta = None
+    if icons:
+        try:
+            import qtawesome as qta  # noqa: F811
+        except Exception:  # noqa: BLE001 - icons are optional decoration
+            qta = None
+    for spec in ACTIONS:
+        a = QAction(spec.text, parent)
+        if spec.shortcut is not None:
+            a.setShortcut(QKeySequence(spec.shortcut))
+        if spec.tip:
+            a.setToolTip(f"{spec.tip} ({a.shortcut().toString()})" if spec.shortcut else spec.tip)
+            a.setStatusTip(spec.tip)
+        a.setCheckable(spec.checkable)
+        if qta is not None and spec.icon:
+            try:
+                a.setIcon(qta.icon(spec.icon))
+            except Exception:  # noqa: BLE001
+                pass
+        a.setObjectName(spec.id)
+        out[spec.id] = a
+    return out

@@ -1,0 +1,130 @@
+"""``semstudio bench [--json]``: measured speed figures with their targets and same-run baselines.
+
+- ``brush_dab_ms``: one hard-edged dab on a 4096x2048 label layer, including undo-tile capture and the
+  LUT recolour of its bounding box (what the canvas does per dab). Baseline, measured in the same run:
+  recolouring the whole layer per dab (the approach that makes large canvases lag).
+- ``generate_ms``: the bundled demo model at 256x192 on this machine's engine device, after warm-up.
+- ``first_window_s``: from process start to the first shown window (``--startup-probe``), offscreen.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def _pct(xs, q):
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def bench_dabs(n: int = 600, size=(4096, 2048), diameter: int = 48, seed: int = 0) -> dict:
+    from engine.labels import get_labelset
+
+    from .model.painting import LabelColorizer, TileSnapshot, clip_rect, dab, dab_rect
+
+    ls = get_labelset("camvid_11")
+    w, h = size
+    labels = np.full((h, w), ls.erase_index, np.uint8)
+    col = LabelColorizer(labels, ls.palette())
+    rng = np.random.default_rng(seed)
+    pts = np.cumsum(rng.normal(0, 6, size=(n, 2)), axis=0) + (w / 2, h / 2)
+    pts = np.clip(pts, 0, (w - 1, h - 1))
+    snap = TileSnapshot(labels)
+    times = []
+    for i, (x, y) in enumerate(pts):
+        t = time.perf_counter()
+        r = clip_rect(dab_rect(x, y, diameter), w, h)
+        snap.capture(r)
+        r = dab(labels, x, y, diameter, i % 11)
+        col.update(r)
+        times.append((time.perf_counter() - t) * 1000)
+    base = []
+    for i, (x, y) in enumerate(pts[:20]):
+        t = time.perf_counter()
+        dab(labels, x, y, diameter, i % 11)
+        col.update(None)
+        base.append((time.perf_counter() - t) * 1000)
+    return {"layer": f"{w}x{h}", "diameter": diameter, "n": n, "p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95),
+            "max_ms": max(times), "target_p95_ms": 4.0,
+            "baseline_full_recolour_p50_ms": _pct(base, 50),
+            "speedup_vs_baseline": _pct(base, 50) / max(_pct(times, 50), 1e-9)}
+
+
+def bench_generate(n: int = 10) -> dict:
+    import torch
+
+    from engine.devices import pick_device
+    from engine.labels import read_label_png
+    from engine.paths import demo_dir
+    from engine.registry import demo_model_dir, generate, load_model
+
+    dev = pick_device("auto")
+    t = time.perf_counter()
+    model = load_model(demo_model_dir(), dev)
+    load_s = time.perf_counter() - t
+    labels = read_label_png(demo_dir() / "scene_labels.png", model.labelset)
+    generate(model, labels, size_wh=(256, 192))   # warm-up
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        img = generate(model, labels, size_wh=(256, 192))
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t) * 1000)
+    return {"model": model.name, "device": str(dev), "size": "256x192", "threads": torch.get_num_threads(),
+            "load_s": load_s, "p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95), "target_ms": 1000.0,
+            "output_std": float(img.std())}
+
+
+def bench_first_window(runs: int = 3) -> dict:
+    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+    vals, wall = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "app", "--startup-probe"], env=env, capture_output=True,
+                             text=True, timeout=120)
+        wall.append(time.perf_counter() - t)
+        for line in out.stdout.splitlines():
+            if line.startswith("first-window "):
+                vals.append(float(line.split()[1]))
+        if out.returncode != 0:
+            raise RuntimeError(f"editor startup probe failed: {out.stderr.strip()[-300:]}")
+    return {"runs": runs, "in_process_p50_s": _pct(vals, 50), "process_wall_p50_s": _pct(wall, 50),
+            "platform": env["QT_QPA_PLATFORM"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="semstudio bench")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--only", choices=["dab", "generate", "window"], action="append")
+    args = p.parse_args(argv)
+    only = set(args.only or ["dab", "generate", "window"])
+    res: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                             "platform": platform.platform()}}
+    if "dab" in only:
+        res["brush_dab"] = bench_dabs()
+    if "generate" in only:
+        res["generate"] = bench_generate()
+    if "window" in only:
+        res["first_window"] = bench_first_window()
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        if "brush_dab" in res:
+            b = res["brush_dab"]
+            print(f"brush dab on {b['layer']}: p50 {b['p50_ms']:.3f} ms, p95 {b['p95_ms']:.3f} ms "
+                  f"(target < {b['target_p95_ms']} ms; full-recolour baseline {b['baseline_full_recolour_p50_ms']:.1f} ms, "
+                  f"{b['speedup_vs_baseline']:.0f}x)")
+        if "generate" in res:
+            g = res["generate"]
+            print(f"generate {g['model']} {g['size']} on {g['device']}: p50 {g['p50_ms']:.0f} ms, p95 {g['p95_ms']:.0f} ms")
+        if "first_window" in res:
+            f = res["first_window"]
+            print(f"first window: {f['in_process_p50_s']:.2f} s in process, {f['process_wall_p50_s']:.2f} s wall")
+    return 0

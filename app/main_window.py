@@ -1,0 +1,305 @@
+"""Main window: canvas, class palette, tools, Generate with a side-by-side result, live preview."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QActionGroup, QImage, QPixmap
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSizePolicy, QSlider,
+                               QSpinBox, QSplitter, QToolBar, QUndoView, QWidget, QVBoxLayout)
+
+from engine.labels import LabelIOError, save_image_atomic
+
+from .actions import make_actions
+from .canvas.view import CanvasView
+from .model.document import Document
+from .services.engine_client import EngineClient, LiveScheduler
+from .widgets.palette import PalettePanel
+
+APP_NAME = "Semantic Studio"
+
+
+class ResultView(QLabel):
+    """The generated image, scaled to fit, beside the canvas."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(240, 180)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.setStyleSheet("background:#202024;color:#aaa;")
+        self.setText("Press Generate (Ctrl+Enter)")
+        self._img: QImage | None = None
+
+    def set_image(self, arr: np.ndarray | None) -> None:
+        if arr is None:
+            self._img = None
+            self.setText("Press Generate (Ctrl+Enter)")
+            return
+        arr = np.ascontiguousarray(arr)
+        self._img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], QImage.Format.Format_RGB888).copy()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self._img is not None:
+            self.setPixmap(QPixmap.fromImage(self._img).scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                               Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        self._refresh()
+        super().resizeEvent(ev)
+
+
+class MainWindow(QMainWindow):
+    generated = Signal(object)      # GenerateResult shown
+
+    def __init__(self, labels_path: Path | None = None, model: str | None = None, client: EngineClient | None = None,
+                 interactive_errors: bool = True):
+        super().__init__()
+        self.model = model
+        self.interactive_errors = interactive_errors
+        self.last_error: str | None = None
+        self.last_result = None
+        self.doc = Document()
+        self.client = client or EngineClient()
+        self.live = LiveScheduler(self.client, lambda: self.doc.labels.copy(), self.doc.labels_hash)
+        self.live.model = model
+        self.canvas = CanvasView(self.doc)
+        self.result_view = ResultView()
+        split = QSplitter()
+        split.addWidget(self.canvas)
+        split.addWidget(self.result_view)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        self.setCentralWidget(split)
+        self.palette_panel = PalettePanel(self.doc.labelset)
+        dock = QDockWidget("Classes", self)
+        dock.setObjectName("classes_dock")
+        dock.setWidget(self.palette_panel)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        hist = QDockWidget("History", self)
+        hist.setObjectName("history_dock")
+        hist.setWidget(QUndoView(self.doc.undo_stack))
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, hist)
+        self.actions_ = make_actions(self)
+        self._build_menus_and_toolbar()
+        self._connect()
+        self.status_pos = QLabel("")
+        self.status_job = QLabel("")
+        self.statusBar().addWidget(self.status_pos, 1)
+        self.statusBar().addPermanentWidget(self.status_job)
+        self.resize(1280, 760)
+        self.canvas.current_class = self.doc.labelset.index_of("road") if "road" in self.doc.labelset.names() else 0
+        self.palette_panel.select(self.canvas.current_class)
+        if labels_path is not None:
+            self.open_labels(labels_path)
+        self._update_title()
+
+    # ---- construction ------------------------------------------------------------------------
+    def _build_menus_and_toolbar(self) -> None:
+        a = self.actions_
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        for k in ("open_labels", "open_photo", None, "save_labels", "save_labels_as", "export_result", None, "quit"):
+            m.addSeparator() if k is None else m.addAction(a[k])
+        m = mb.addMenu("&Edit")
+        m.addAction(a["undo"])
+        m.addAction(a["redo"])
+        m = mb.addMenu("&Tools")
+        self.tool_group = QActionGroup(self)
+        for k in ("tool_brush", "tool_eraser", "tool_fill", "tool_picker"):
+            self.tool_group.addAction(a[k])
+            m.addAction(a[k])
+        a["tool_brush"].setChecked(True)
+        m.addSeparator()
+        for k in ("fill_global", "brush_smaller", "brush_larger"):
+            m.addAction(a[k])
+        m = mb.addMenu("&View")
+        for k in ("zoom_in", "zoom_out", "zoom_fit", "show_result"):
+            m.addAction(a[k])
+        m = mb.addMenu("&Generate")
+        m.addAction(a["generate"])
+        m.addAction(a["live"])
+
+        tb = QToolBar("Tools", self)
+        tb.setObjectName("tools_toolbar")
+        tb.setIconSize(QSize(18, 18))
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for k in ("open_labels", "save_labels", None, "undo", "redo", None, "tool_brush", "tool_eraser", "tool_fill",
+                  "tool_picker", "fill_global"):
+            tb.addSeparator() if k is None else tb.addAction(a[k])
+        tb.addWidget(QLabel(" Size "))
+        self.size_spin = QSpinBox(minimum=1, maximum=1024, value=self.canvas.brush_size)
+        self.size_spin.setToolTip("Brush diameter in pixels ([ and ])")
+        tb.addWidget(self.size_spin)
+        tb.addWidget(QLabel(" Labels "))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=100)
+        self.opacity_slider.setFixedWidth(90)
+        self.opacity_slider.setToolTip("Label layer opacity")
+        tb.addWidget(self.opacity_slider)
+        tb.addSeparator()
+        tb.addAction(a["show_result"])
+        tb.addAction(a["live"])
+        tb.addAction(a["generate"])
+        self.addToolBar(tb)
+        self.toolbar = tb
+
+    def _connect(self) -> None:
+        a, c, d = self.actions_, self.canvas, self.doc
+        a["open_labels"].triggered.connect(lambda: self.open_labels())
+        a["open_photo"].triggered.connect(lambda: self.open_photo())
+        a["save_labels"].triggered.connect(lambda: self.save_labels())
+        a["save_labels_as"].triggered.connect(lambda: self.save_labels(ask=True))
+        a["export_result"].triggered.connect(lambda: self.export_result())
+        a["quit"].triggered.connect(self.close)
+        a["undo"].triggered.connect(d.undo_stack.undo)
+        a["redo"].triggered.connect(d.undo_stack.redo)
+        d.undo_stack.canUndoChanged.connect(a["undo"].setEnabled)
+        d.undo_stack.canRedoChanged.connect(a["redo"].setEnabled)
+        a["undo"].setEnabled(False)
+        a["redo"].setEnabled(False)
+        for k in ("brush", "eraser", "fill", "picker"):
+            a[f"tool_{k}"].triggered.connect(lambda _=False, k=k: c.set_tool(k))
+        c.tool_changed.connect(lambda t: a[f"tool_{t}"].setChecked(True))
+        a["fill_global"].toggled.connect(lambda on: setattr(c, "fill_contiguous", not on))
+        a["brush_smaller"].triggered.connect(lambda: c.set_brush_size(max(1, int(c.brush_size / 1.2))))
+        a["brush_larger"].triggered.connect(lambda: c.set_brush_size(int(c.brush_size * 1.2) + 1))
+        self.size_spin.valueChanged.connect(c.set_brush_size)
+        c.brush_size_changed.connect(lambda v: (self.size_spin.blockSignals(True), self.size_spin.setValue(v),
+                                                self.size_spin.blockSignals(False)))
+        self.opacity_slider.valueChanged.connect(lambda v: (setattr(c, "label_opacity", v / 100), c.update()))
+        a["zoom_in"].triggered.connect(lambda: c.zoom_at(1.25))
+        a["zoom_out"].triggered.connect(lambda: c.zoom_at(0.8))
+        a["zoom_fit"].triggered.connect(c.fit)
+        a["show_result"].toggled.connect(self._toggle_result_layer)
+        a["generate"].triggered.connect(self.generate)
+        a["live"].toggled.connect(self.live.set_enabled)
+        self.palette_panel.class_chosen.connect(lambda i: setattr(c, "current_class", i))
+        c.picked.connect(self.palette_panel.select)
+        c.cursor_moved.connect(self._show_pos)
+        d.labels_changed.connect(lambda _r: self.live.poke())
+        d.modified_changed.connect(lambda _m: self._update_title())
+        self.client.result.connect(self._on_result)
+        self.client.error.connect(lambda msg: self.show_error("Generation failed", msg))
+        self.client.event.connect(self._on_event)
+
+    # ---- status ------------------------------------------------------------------------------
+    def _update_title(self) -> None:
+        name = self.doc.path.name if self.doc.path else "untitled"
+        self.setWindowTitle(f"{name}{' *' if self.doc.modified else ''} — {APP_NAME}")
+
+    def _show_pos(self, x: int, y: int) -> None:
+        v = self.doc.pick(x, y)
+        name = self.doc.labelset.classes[v].name if v is not None and v < len(self.doc.labelset.classes) else ""
+        self.status_pos.setText(f"{x}, {y}  {name}" if v is not None else "")
+
+    def _on_event(self, ev) -> None:
+        if ev.kind in ("started", "progress") and ev.stage:
+            self.status_job.setText(ev.stage + "…")
+        elif ev.kind == "cancelled":
+            self.status_job.setText("")
+
+    def show_error(self, title: str, msg: str) -> None:
+        """Errors never lose the document: a dialog, nothing else changes."""
+        self.last_error = msg
+        self.status_job.setText(f"{title}: {msg}")
+        if self.interactive_errors:
+            box = QMessageBox(QMessageBox.Icon.Warning, title, msg, QMessageBox.StandardButton.Ok, self)
+            box.setWindowModality(Qt.WindowModality.WindowModal)
+            box.open()
+
+    # ---- file operations ---------------------------------------------------------------------
+    def open_labels(self, path: Path | str | None = None) -> bool:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open label map", "", "Label maps (*.png *.tif *.bmp)")
+            if not path:
+                return False
+        try:
+            self.doc.open_labels(path)
+        except (LabelIOError, ValueError, OSError) as e:
+            self.show_error("Cannot open label map", str(e))
+            return False
+        self.result_view.set_image(None)
+        self.canvas.fit()
+        self._update_title()
+        return True
+
+    def open_photo(self, path: Path | str | None = None) -> bool:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open photo", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif)")
+            if not path:
+                return False
+        try:
+            self.doc.open_photo(path)
+        except (LabelIOError, ValueError, OSError) as e:
+            self.show_error("Cannot open photo", str(e))
+            return False
+        self.opacity_slider.setValue(50)
+        return True
+
+    def save_labels(self, path: Path | str | None = None, ask: bool = False) -> bool:
+        if path is None and (ask or self.doc.path is None):
+            path, _ = QFileDialog.getSaveFileName(self, "Save label map", str(self.doc.path or "labels.png"),
+                                                  "Indexed PNG (*.png)")
+            if not path:
+                return False
+        try:
+            self.doc.save_labels(path)
+        except (LabelIOError, ValueError, OSError) as e:
+            self.show_error("Cannot save label map", str(e))
+            return False
+        self._update_title()
+        return True
+
+    def export_result(self, path: Path | str | None = None) -> bool:
+        if self.doc.result is None:
+            self.show_error("Nothing to export", "Generate an image first.")
+            return False
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export result", "result.png", "PNG (*.png)")
+            if not path:
+                return False
+        try:
+            from PIL import Image
+
+            save_image_atomic(Image.fromarray(self.doc.result), path)
+        except (OSError, ValueError) as e:
+            self.show_error("Cannot export result", str(e))
+            return False
+        return True
+
+    # ---- generation --------------------------------------------------------------------------
+    def generate(self) -> int:
+        self.status_job.setText("queued…")
+        self._t_generate = time.perf_counter()
+        return self.client.generate(self.doc.labels, model=self.model)
+
+    def _on_result(self, ev, res) -> None:
+        self.last_result = res
+        self.doc.set_result(res.image)
+        self.result_view.set_image(res.image)
+        self.status_job.setText(f"{res.model_name}: {res.size[0]}x{res.size[1]} in {res.seconds * 1000:.0f} ms "
+                                f"on {res.device}")
+        self.generated.emit(res)
+
+    def _toggle_result_layer(self, on: bool) -> None:
+        self.canvas.show_result = on
+        self.opacity_slider.setValue(0 if on else 100)
+        self.canvas.update()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def closeEvent(self, ev) -> None:  # noqa: N802
+        if self.doc.modified and self.interactive_errors:
+            r = QMessageBox.question(self, APP_NAME, "The label map has unsaved changes. Save before closing?",
+                                     QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                                     | QMessageBox.StandardButton.Cancel)
+            if r == QMessageBox.StandardButton.Cancel:
+                ev.ignore()
+                return
+            if r == QMessageBox.StandardButton.Save and not self.save_labels():
+                ev.ignore()
+                return
+        self.client.shutdown()
+        super().closeEvent(ev)

@@ -1,0 +1,172 @@
+"""The document: label layer, optional photo, generated result, undo history. No widgets here."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from engine.labels import LabelSet, get_labelset, read_label_png, write_label_png
+from engine.labels.io import open_image
+
+from .painting import Rect, TileSnapshot, flood_fill, stroke_segment, dab
+
+
+class PatchCommand(QUndoCommand):
+    """One edit (a whole stroke, a fill): only the bounding-box patch before and after."""
+
+    def __init__(self, doc: "Document", rect: Rect, before: np.ndarray, after: np.ndarray, text: str):
+        super().__init__(text)
+        self.doc, self.rect, self.before, self.after = doc, rect, before, after
+        self._applied = True   # the edit is already on the canvas when pushed
+
+    def nbytes(self) -> int:
+        return self.before.nbytes + self.after.nbytes
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+            return
+        self.doc._put_patch(self.rect, self.after)
+
+    def undo(self) -> None:
+        self.doc._put_patch(self.rect, self.before)
+
+
+class Document(QObject):
+    labels_changed = Signal(object)      # rect (x0, y0, x1, y1) or None for everything
+    layers_changed = Signal()            # photo/result/size/label set
+    modified_changed = Signal(bool)
+
+    def __init__(self, labelset: str | LabelSet = "camvid_11", size: tuple[int, int] = (480, 360), parent=None):
+        super().__init__(parent)
+        self.labelset = get_labelset(labelset) if isinstance(labelset, str) else labelset
+        w, h = size
+        self.labels = np.full((h, w), self.labelset.erase_index, dtype=np.uint8)
+        self.photo: np.ndarray | None = None
+        self.result: np.ndarray | None = None
+        self.path: Path | None = None
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(lambda clean: self.modified_changed.emit(not clean))
+        self._stroke: TileSnapshot | None = None
+        self._stroke_last: tuple[float, float] | None = None
+        self._stroke_args: tuple | None = None
+
+    # ---- properties --------------------------------------------------------------------------
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.labels.shape[1], self.labels.shape[0]
+
+    @property
+    def modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def labels_hash(self) -> str:
+        return hashlib.blake2b(self.labels.tobytes() + bytes(str(self.labels.shape), "ascii"),
+                               digest_size=16).hexdigest()
+
+    # ---- whole-document operations -----------------------------------------------------------
+    def set_labels(self, labels: np.ndarray, path: Path | None = None) -> None:
+        if labels.max(initial=0) > 255:
+            raise ValueError("label maps with more than 256 indices are not supported by the editor yet")
+        self.labels = np.ascontiguousarray(labels.astype(np.uint8))
+        self.path = path
+        self.result = None
+        if self.photo is not None and self.photo.shape[:2] != self.labels.shape:
+            self.photo = None
+        self.undo_stack.clear()
+        self.layers_changed.emit()
+        self.labels_changed.emit(None)
+
+    def open_labels(self, path: Path | str) -> None:
+        """Read a label map; on failure raise and leave the document as it was."""
+        path = Path(path)
+        labels = read_label_png(path, self.labelset)
+        self.set_labels(labels, path)
+
+    def save_labels(self, path: Path | str | None = None) -> Path:
+        path = Path(path) if path else self.path
+        if path is None:
+            raise ValueError("no file name to save to")
+        write_label_png(path, self.labels, self.labelset)
+        self.path = path
+        self.undo_stack.setClean()
+        return path
+
+    def open_photo(self, path: Path | str) -> None:
+        img = np.array(open_image(path).convert("RGB"))
+        if img.shape[:2] != self.labels.shape:
+            import cv2
+
+            img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
+        self.photo = img
+        self.layers_changed.emit()
+
+    def set_result(self, img: np.ndarray | None) -> None:
+        self.result = img
+        self.layers_changed.emit()
+
+    # ---- edits -------------------------------------------------------------------------------
+    def _put_patch(self, r: Rect, patch: np.ndarray) -> None:
+        self.labels[r[1]:r[3], r[0]:r[2]] = patch
+        self.labels_changed.emit(r)
+
+    def begin_stroke(self, x: float, y: float, diameter: int, value: int, shape: str = "round",
+                     protect: np.ndarray | None = None) -> Rect | None:
+        self._stroke = TileSnapshot(self.labels)
+        self._stroke_args = (int(diameter), int(value), shape, protect)
+        self._stroke_last = (x, y)
+        h, w = self.labels.shape
+        from .painting import clip_rect, dab_rect
+
+        r = clip_rect(dab_rect(x, y, diameter), w, h)
+        if r is not None:
+            self._stroke.capture(r)
+        r = dab(self.labels, x, y, diameter, value, shape, protect)
+        if r is not None:
+            self.labels_changed.emit(r)
+        return r
+
+    def continue_stroke(self, x: float, y: float) -> Rect | None:
+        if self._stroke is None:
+            return None
+        d, v, shape, protect = self._stroke_args
+        r = stroke_segment(self.labels, self._stroke_last, (x, y), d, v, shape, protect, self._stroke.capture)
+        self._stroke_last = (x, y)
+        if r is not None:
+            self.labels_changed.emit(r)
+        return r
+
+    def end_stroke(self, text: str = "Brush stroke") -> PatchCommand | None:
+        snap, self._stroke = self._stroke, None
+        if snap is None or snap.rect is None:
+            return None
+        r = snap.rect
+        before = snap.before_patch(r)
+        after = self.labels[r[1]:r[3], r[0]:r[2]].copy()
+        if np.array_equal(before, after):
+            return None
+        cmd = PatchCommand(self, r, before, after, text)
+        self.undo_stack.push(cmd)
+        return cmd
+
+    def fill(self, x: int, y: int, value: int, contiguous: bool = True) -> PatchCommand | None:
+        res = flood_fill(self.labels, x, y, value, contiguous)
+        if res is None:
+            return None
+        r, mask, old = res
+        after = self.labels[r[1]:r[3], r[0]:r[2]].copy()
+        before = after.copy()
+        before[mask] = old
+        cmd = PatchCommand(self, r, before, after, "Fill" if contiguous else "Global fill")
+        self.labels_changed.emit(r)
+        self.undo_stack.push(cmd)
+        return cmd
+
+    def pick(self, x: int, y: int) -> int | None:
+        h, w = self.labels.shape
+        if 0 <= x < w and 0 <= y < h:
+            return int(self.labels[y, x])
+        return None

@@ -1,0 +1,171 @@
+"""Label painting on numpy arrays: hard-edged dabs, strokes, fills — each touching only its bounding box.
+
+No Qt here: the canvas, the undo stack and the benchmark all use these functions. A rectangle is
+``(x0, y0, x1, y1)`` with exclusive ``x1``/``y1``.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+Rect = tuple[int, int, int, int]
+
+
+@lru_cache(maxsize=256)
+def brush_mask(diameter: int, shape: str = "round") -> np.ndarray:
+    """Hard-edged (non-antialiased) brush footprint of ``diameter`` pixels."""
+    d = max(1, int(diameter))
+    if shape == "square":
+        return np.ones((d, d), dtype=bool)
+    c = (d - 1) / 2.0
+    yy, xx = np.mgrid[0:d, 0:d]
+    return (xx - c) ** 2 + (yy - c) ** 2 <= (d / 2.0) ** 2 + 1e-6
+
+
+def clip_rect(r: Rect, w: int, h: int) -> Rect | None:
+    x0, y0, x1, y1 = max(0, r[0]), max(0, r[1]), min(w, r[2]), min(h, r[3])
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return x0, y0, x1, y1
+
+
+def union_rect(a: Rect | None, b: Rect | None) -> Rect | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def dab_rect(cx: float, cy: float, diameter: int) -> Rect:
+    d = max(1, int(diameter))
+    x0 = int(np.floor(cx - (d - 1) / 2.0 + 0.5)) if d > 1 else int(np.floor(cx))
+    y0 = int(np.floor(cy - (d - 1) / 2.0 + 0.5)) if d > 1 else int(np.floor(cy))
+    return x0, y0, x0 + d, y0 + d
+
+
+def dab(labels: np.ndarray, cx: float, cy: float, diameter: int, value: int, shape: str = "round",
+        protect: np.ndarray | None = None) -> Rect | None:
+    """Stamp one hard-edged dab; returns the clipped rectangle it may have changed.
+
+    ``protect``: optional bool LUT over label values; pixels whose current value is protected keep it
+    (preserve-labels mode).
+    """
+    h, w = labels.shape
+    full = dab_rect(cx, cy, diameter)
+    r = clip_rect(full, w, h)
+    if r is None:
+        return None
+    m = brush_mask(int(diameter), shape)[r[1] - full[1]:r[3] - full[1], r[0] - full[0]:r[2] - full[0]]
+    region = labels[r[1]:r[3], r[0]:r[2]]
+    if protect is not None:
+        m = m & ~protect[region]
+    region[m] = value
+    return r
+
+
+def stroke_segment(labels: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], diameter: int,
+                   value: int, shape: str = "round", protect: np.ndarray | None = None,
+                   before=None) -> Rect | None:
+    """Dabs from ``p0`` (exclusive) to ``p1`` (inclusive) spaced at most a quarter diameter apart.
+
+    ``before(rect)`` is called before each dab modifies ``rect`` (undo tile capture).
+    """
+    dist = float(np.hypot(p1[0] - p0[0], p1[1] - p0[1]))
+    spacing = max(1.0, diameter / 4.0)
+    n = max(1, int(np.ceil(dist / spacing)))
+    changed = None
+    for i in range(1, n + 1):
+        t = i / n
+        x, y = p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t
+        if before is not None:
+            h, w = labels.shape
+            r = clip_rect(dab_rect(x, y, diameter), w, h)
+            if r is not None:
+                before(r)
+        changed = union_rect(changed, dab(labels, x, y, diameter, value, shape, protect))
+    return changed
+
+
+def flood_fill(labels: np.ndarray, x: int, y: int, value: int, contiguous: bool = True):
+    """Fill the 4-connected region of (x, y)'s class (contiguous) or every pixel of that class (global).
+
+    Returns ``(rect, mask, old)``: the bounding box of changed pixels, the changed-pixel mask inside it
+    and the previous value; ``None`` when nothing changed.
+    """
+    h, w = labels.shape
+    if not (0 <= x < w and 0 <= y < h):
+        return None
+    old = int(labels[y, x])
+    if old == value:
+        return None
+    if contiguous:
+        same = (labels == old).astype(np.uint8)
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(same, connectivity=4)
+        k = comp[y, x]
+        bx, by, bw, bh = (int(v) for v in stats[k, :4])
+        r = (bx, by, bx + bw, by + bh)
+        sub = comp[by:by + bh, bx:bx + bw] == k
+        labels[by:by + bh, bx:bx + bw][sub] = value
+        return r, sub, old
+    mask = labels == old
+    ys, xs = np.nonzero(mask)
+    r = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    sub = mask[r[1]:r[3], r[0]:r[2]]
+    labels[mask] = value
+    return r, sub, old
+
+
+class TileSnapshot:
+    """Captures the pre-edit content of the tiles an edit touches, so undo keeps only the edit's
+    bounding-box patch (never a copy of the whole layer)."""
+
+    def __init__(self, labels: np.ndarray, tile: int = 64):
+        self.labels, self.tile = labels, tile
+        self.tiles: dict[tuple[int, int], np.ndarray] = {}
+        self.rect: Rect | None = None
+
+    def capture(self, r: Rect) -> None:
+        t = self.tile
+        for ty in range(r[1] // t, (r[3] - 1) // t + 1):
+            for tx in range(r[0] // t, (r[2] - 1) // t + 1):
+                if (tx, ty) not in self.tiles:
+                    self.tiles[(tx, ty)] = self.labels[ty * t:(ty + 1) * t, tx * t:(tx + 1) * t].copy()
+        self.rect = union_rect(self.rect, r)
+
+    def before_patch(self, r: Rect) -> np.ndarray:
+        """Pre-edit content of ``r`` (tiles not captured were not changed)."""
+        out = self.labels[r[1]:r[3], r[0]:r[2]].copy()
+        t = self.tile
+        for (tx, ty), data in self.tiles.items():
+            x0, y0 = tx * t, ty * t
+            ix0, iy0 = max(x0, r[0]), max(y0, r[1])
+            ix1, iy1 = min(x0 + data.shape[1], r[2]), min(y0 + data.shape[0], r[3])
+            if ix0 < ix1 and iy0 < iy1:
+                out[iy0 - r[1]:iy1 - r[1], ix0 - r[0]:ix1 - r[0]] = data[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+        return out
+
+
+class LabelColorizer:
+    """RGBA view of a label layer, updated through a colour LUT for dirty rectangles only."""
+
+    def __init__(self, labels: np.ndarray, palette: np.ndarray, alpha: int = 255):
+        self.labels = labels
+        self.rgba = np.zeros(labels.shape + (4,), dtype=np.uint8)
+        self.set_palette(palette, alpha)
+
+    def set_palette(self, palette: np.ndarray, alpha: int = 255) -> None:
+        lut = np.zeros((65536 if self.labels.dtype == np.uint16 else 256, 4), np.uint8)
+        lut[: len(palette), :3] = palette
+        lut[:, 3] = alpha
+        self.lut = lut
+        self.update()
+
+    def update(self, r: Rect | None = None) -> None:
+        if r is None:
+            self.rgba[...] = self.lut[self.labels]
+        else:
+            x0, y0, x1, y1 = r
+            self.rgba[y0:y1, x0:x1] = self.lut[self.labels[y0:y1, x0:x1]]

@@ -1,0 +1,80 @@
+"""Requests in, events out: the one contract between callers (GUI, CLI, tests) and the worker.
+
+Pure dataclasses; importing this module imports neither torch nor Qt.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+_ids = itertools.count(1)
+
+
+def next_job_id() -> int:
+    return next(_ids)
+
+
+@dataclass
+class Request:
+    """Base of every job request. ``replace_key``: a queued job with the same key is dropped
+    (cancelled) when this one is submitted — "latest wins" for live previews."""
+
+    replace_key: str | None = field(default=None, kw_only=True)
+    job_id: int = field(default_factory=next_job_id, kw_only=True)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass
+class GenerateRequest(Request):
+    labels: np.ndarray                        # (H, W) label-set indices
+    model: str | None = None                  # model folder, checkpoint or bundled name; None = demo
+    instances: np.ndarray | None = None
+    seed: int | None = None
+    size: tuple[int, int] | None = None       # (W, H) output size; None = model's native resolution
+
+
+@dataclass
+class LoadModelRequest(Request):
+    model: str | None = None
+
+
+@dataclass
+class CallableRequest(Request):
+    """Run ``fn(ctx)`` on the worker (tests, benchmarks, later engine features)."""
+
+    fn: Any = None
+    name: str = "task"
+
+
+EVENT_KINDS = ("queued", "started", "progress", "result", "error", "cancelled")
+
+
+@dataclass
+class Event:
+    kind: str                  # one of EVENT_KINDS
+    job_id: int
+    request_kind: str = ""
+    progress: float | None = None
+    stage: str | None = None
+    result: Any = None
+    error: str | None = None
+    preview: Any = None
+
+    def __post_init__(self):
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {self.kind}")
+
+
+@dataclass
+class GenerateResult:
+    image: np.ndarray          # (h, w, 3) uint8
+    model_name: str
+    seconds: float
+    device: str
+    size: tuple[int, int]

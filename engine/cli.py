@@ -1,0 +1,220 @@
+"""Headless command line: ``semstudio generate | models | train``.
+
+Exit codes: 0 success, 2 bad input (one line on stderr saying what is wrong, no traceback).
+The editor (``semstudio`` alone / ``semstudio open``) and ``bench`` are dispatched by ``app``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class CLIError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        raise CLIError(f"{self.prog}: {message}")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 256x192, not '{text}'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="semstudio", description="Semantic Studio: semantic image synthesis, offline.")
+    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+
+    g = sub.add_parser("generate", help="generate one image from a label map")
+    g.add_argument("-l", "--labels", help="label map PNG (indexed, grey ids or colour-coded)")
+    g.add_argument("-i", "--instances", help="instance map PNG (8/16-bit)")
+    g.add_argument("-m", "--model", help="model folder, checkpoint file or bundled model name (default: demo)")
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--size", type=_size, help="output size WxH (default: the model's resolution)")
+    g.add_argument("--labelset", help="read the label map with this label set (default: the model's)")
+    g.add_argument("--demo", action="store_true", help="use the bundled demo scene (and demo model)")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    g.add_argument("-o", "--output", required=True, help="output PNG")
+
+    m = sub.add_parser("models", help="list and inspect models")
+    msub = m.add_subparsers(dest="models_cmd", parser_class=_Parser)
+    msub.add_parser("list", help="bundled models")
+    mi = msub.add_parser("inspect", help="infer family, options and label set from a checkpoint")
+    mi.add_argument("file")
+    mi.add_argument("--json", action="store_true")
+    mi.add_argument("--write-card", action="store_true", help="write card.json beside a bare checkpoint")
+
+    t = sub.add_parser("train", help="train a model family on a dataset folder")
+    t.add_argument("family", choices=["spade"])
+    t.add_argument("--data", help="dataset folder (CamVid layout or images/ + labels/)")
+    t.add_argument("--out", required=True, help="run folder (checkpoints, logs, samples)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--config", help="JSON file of training options")
+    t.add_argument("--preset", default=None, help="bundled preset name (e.g. spade_camvid_cpu)")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--size", type=_size)
+    t.add_argument("--batch", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", default=None)
+    t.add_argument("--on-bad", choices=["skip", "stop"], default=None,
+                   help="bad samples: skip them with a report, or stop")
+    t.add_argument("--limit", type=int, help="use only the first N samples (smoke runs)")
+    t.add_argument("--export", help="after training, export the generator as a model folder here")
+    return p
+
+
+def _labels_for(args, model_labelset: str):
+    from .labels import get_labelset, read_instance_png, read_label_png
+    from .paths import demo_dir
+
+    ls = get_labelset(args.labelset or model_labelset)
+    if args.demo and not args.labels:
+        lab_path = demo_dir() / "scene_labels.png"
+    elif args.labels:
+        lab_path = Path(args.labels)
+    else:
+        raise CLIError("generate needs -l LABELS.png or --demo")
+    labels = read_label_png(lab_path, ls)
+    inst = read_instance_png(args.instances) if args.instances else None
+    if inst is not None and inst.shape != labels.shape:
+        raise CLIError(f"instance map {inst.shape[::-1]} and label map {labels.shape[::-1]} differ in size")
+    return labels, inst
+
+
+def cmd_generate(args) -> int:
+    from PIL import Image
+
+    from .cards import load_card, inspect_state_dict, read_state_dict
+    from .devices import pick_device
+    from .labels import save_image_atomic
+    from .registry import generate, load_model, resolve_model
+
+    path = resolve_model(args.model)
+    ls_name = (load_card(path) if path.is_dir() else inspect_state_dict(read_state_dict(path), path.name)).get("labelset")
+    if not ls_name and not args.labelset:
+        raise CLIError(f"{path.name}: label set unknown; pass --labelset")
+    labels, inst = _labels_for(args, ls_name)
+    try:
+        device = pick_device(args.device)
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
+    model = load_model(path, device)
+    if args.labelset and args.labelset != model.labelset.name:
+        raise CLIError(f"model uses label set {model.labelset.name}, not {args.labelset}")
+    img = generate(model, labels, inst, args.seed, args.size)
+    out = Path(args.output)
+    save_image_atomic(Image.fromarray(img), out)
+    print(f"wrote {out} ({img.shape[1]}x{img.shape[0]}, model {model.name}, {device})")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .cards import inspect_file, load_card, make_card, read_state_dict, write_card
+    from .registry import list_bundled
+
+    if args.models_cmd == "list":
+        for d in list_bundled():
+            c = load_card(d)
+            print(f"{c['name']:24s} {c['family']:8s} {c['labelset']:16s} {c['resolution'][0]}x{c['resolution'][1]}  {d}")
+        return 0
+    if args.models_cmd == "inspect":
+        info = inspect_file(args.file)
+        if args.write_card:
+            p = Path(args.file)
+            if p.is_dir():
+                raise CLIError("--write-card needs a checkpoint file, not a folder")
+            card = make_card(p.stem, info, {"generator": p})
+            info["card"] = str(write_card(p.parent, card))
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            o = info["options"]
+            print(f"family     {info['family']}")
+            print(f"label set  {info.get('labelset') or 'unknown'}" + ("  (+ instance edges)" if info.get("instance_edge") else ""))
+            print(f"resolution {info['resolution'][0]}x{info['resolution'][1]}")
+            print("options    " + ", ".join(f"{k}={v}" for k, v in o.items()))
+            for w in info.get("warnings", []):
+                print(f"warning    {w}")
+        return 0
+    raise CLIError("models needs a subcommand: list | inspect FILE")
+
+
+def cmd_train(args) -> int:
+    from .paths import resources_dir
+    from .train.trainer import SpadeTrainer, TrainConfig
+
+    overrides = {"steps": args.steps, "size": args.size, "batch": args.batch, "device": args.device}
+    if args.resume:
+        try:
+            tr = SpadeTrainer.resume(args.out, overrides)
+        except (FileNotFoundError, ValueError) as e:
+            raise CLIError(str(e)) from None
+    else:
+        if (Path(args.out) / "checkpoint.pt").exists():
+            raise CLIError(f"{args.out} already holds a run; pass --resume to continue it")
+        d: dict = {}
+        if args.preset:
+            pp = resources_dir() / "train_presets" / f"{args.preset}.json"
+            if not pp.exists():
+                raise CLIError(f"no training preset '{args.preset}'")
+            d.update(json.loads(pp.read_text()))
+        if args.config:
+            try:
+                d.update(json.loads(Path(args.config).read_text()))
+            except (OSError, json.JSONDecodeError) as e:
+                raise CLIError(f"{args.config}: unreadable config ({e})") from None
+        d = {k: v for k, v in d.items() if not k.startswith("_")}
+        if not args.data:
+            raise CLIError("train needs --data DIR")
+        d["data"] = args.data
+        for k, v in {**overrides, "seed": args.seed, "on_bad": args.on_bad, "limit": args.limit}.items():
+            if v is not None:
+                d[k] = list(v) if isinstance(v, tuple) else v
+        try:
+            tr = SpadeTrainer(TrainConfig.from_dict(d), args.out)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+    ck = tr.fit()
+    print(f"checkpoint {ck} at step {tr.step}")
+    if args.export:
+        from .train.export import export_run
+
+        card = export_run(args.out, args.export, Path(args.export).name)
+        print(f"exported {args.export} ({card['files']['generator']['bytes']} bytes)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cards import ModelError
+    from .labels import LabelIOError
+    from .train.datasets import DatasetError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.cmd == "generate":
+            return cmd_generate(args)
+        if args.cmd == "models":
+            return cmd_models(args)
+        if args.cmd == "train":
+            return cmd_train(args)
+        raise CLIError("semstudio: choose a command: generate, models, train, bench (or none for the editor)")
+    except (CLIError, ModelError, LabelIOError, DatasetError, KeyError, FileNotFoundError) as e:
+        msg = str(e).strip("'\"")
+        print(msg if msg.startswith("semstudio") else f"semstudio: error: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as e:
+        print(f"semstudio: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("semstudio: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,24 @@
+"""Where bundled resources live (source checkout or a frozen bundle)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def resources_dir() -> Path:
+    env = os.environ.get("SEMSTUDIO_RESOURCES")
+    if env:
+        return Path(env)
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        return Path(frozen) / "resources"
+    return Path(__file__).resolve().parents[1] / "resources"
+
+
+def bundled_models_dir() -> Path:
+    return resources_dir() / "models"
+
+
+def demo_dir() -> Path:
+    return resources_dir() / "demo"

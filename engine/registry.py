@@ -1,0 +1,132 @@
+"""Finding and loading models: bundled model folders, user folders with a card, bare checkpoints."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cards import CARD_NAME, ModelError, inspect_state_dict, load_card, read_state_dict
+from .labels.labelsets import LabelSet, get_labelset
+from .paths import bundled_models_dir
+
+DEMO_MODEL = "camvid_spade_demo"
+
+
+def list_bundled() -> list[Path]:
+    root = bundled_models_dir()
+    return sorted(p for p in root.iterdir() if (p / CARD_NAME).exists()) if root.is_dir() else []
+
+
+def demo_model_dir() -> Path:
+    p = bundled_models_dir() / DEMO_MODEL
+    if not (p / CARD_NAME).exists():
+        raise ModelError(f"the bundled demo model is missing ({p})")
+    return p
+
+
+def resolve_model(spec: str | Path | None) -> Path:
+    """A model folder, a checkpoint file or a bundled model's name; None means the demo model."""
+    if spec is None or str(spec) == "":
+        return demo_model_dir()
+    p = Path(spec)
+    if p.exists():
+        return p
+    bundled = bundled_models_dir() / str(spec)
+    if (bundled / CARD_NAME).exists():
+        return bundled
+    raise ModelError(f"{spec}: no such model file, folder or bundled model")
+
+
+@dataclass
+class LoadedModel:
+    """A generator ready to run, with what is needed to prepare its input."""
+
+    name: str
+    family: str
+    card: dict
+    labelset: LabelSet
+    instance_edge: bool
+    resolution: tuple[int, int]    # (W, H)
+    generator: Any                 # torch module, eval mode
+    encoder: Any = None
+    device: Any = None
+
+    @property
+    def n_channels(self) -> int:
+        return self.labelset.one_hot_channels
+
+    def to(self, device) -> "LoadedModel":
+        self.generator.to(device)
+        if self.encoder is not None:
+            self.encoder.to(device)
+        self.device = device
+        return self
+
+
+def load_model(spec: str | Path | None, device=None) -> LoadedModel:
+    import torch
+
+    from .models import spade
+
+    path = resolve_model(spec)
+    if path.is_dir():
+        card = load_card(path)
+        files = card.get("files", {})
+        if "generator" not in files:
+            raise ModelError(f"{path.name}: card names no generator file")
+        sd = read_state_dict(path / files["generator"]["path"])
+        name = card.get("name", path.name)
+    else:
+        sd = read_state_dict(path)
+        card = inspect_state_dict(sd, path.name)
+        name = path.stem
+    if card["family"] != "spade":
+        raise ModelError(f"{name}: family '{card['family']}' cannot generate yet")
+    if not card.get("labelset"):
+        raise ModelError(f"{name}: its label set is unknown; import it with a label set chosen")
+    ls = get_labelset(card["labelset"])
+    cfg = spade.SpadeConfig.from_dict(card["options"])
+    expected = ls.one_hot_channels + (1 if card.get("instance_edge") else 0)
+    if cfg.semantic_nc != expected:
+        raise ModelError(f"{name}: generator takes {cfg.semantic_nc} input channels but label set "
+                         f"{ls.name}{' + instance edge' if card.get('instance_edge') else ''} gives {expected}")
+    try:
+        gen = spade.load_generator(sd, cfg)
+    except RuntimeError as e:
+        raise ModelError(f"{name}: weights do not fit the card's options ({str(e).splitlines()[0]})") from None
+    enc = None
+    device = device or torch.device("cpu")
+    lm = LoadedModel(name=name, family="spade", card=card, labelset=ls,
+                     instance_edge=bool(card.get("instance_edge")), resolution=tuple(card["resolution"]),
+                     generator=gen, encoder=enc)
+    return lm.to(device)
+
+
+def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | None = None,
+             seed: int | None = None, size_wh: tuple[int, int] | None = None) -> np.ndarray:
+    """Run the generator on an (H, W) label map; returns (h, w, 3) uint8 RGB at ``size_wh``
+    (default: the model's native resolution). Labels are resized nearest-neighbour only."""
+    import torch
+
+    from .labels.maps import check_label_range, resize_nearest, semantics_tensor
+
+    labels = np.asarray(labels)
+    check_label_range(labels, model.labelset.num_indices, "label map")
+    w, h = size_wh or model.resolution
+    lab = resize_nearest(labels, (w, h))
+    inst = None
+    if model.instance_edge:
+        inst = resize_nearest(instances, (w, h)) if instances is not None else lab
+    seg = semantics_tensor(lab, model.n_channels, inst).to(model.device)
+    gen = torch.Generator(device="cpu")
+    if seed is not None:
+        gen.manual_seed(int(seed))
+    z = None
+    if model.generator.cfg.use_vae:
+        z = torch.randn(1, model.generator.cfg.z_dim, generator=gen).to(model.device)
+    with torch.inference_mode():
+        out = model.generator(seg, z)
+    img = ((out[0].permute(1, 2, 0).float().cpu().numpy() + 1.0) * 127.5).clip(0, 255)
+    return np.rint(img).astype(np.uint8)

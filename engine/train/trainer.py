@@ -1,0 +1,341 @@
+"""SPADE trainer: hinge GAN + discriminator feature matching + VGG19 perceptual loss.
+
+Runs are resumable (``RUN_DIR/checkpoint.pt``, written atomically every ``save_every`` steps), seeded
+(the batch of step ``k`` depends only on ``seed`` and ``k``, so a resumed run draws the same data),
+log to ``RUN_DIR/log.csv`` and write sample grids to ``RUN_DIR/samples/``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..devices import pick_device
+from ..labels.labelsets import get_labelset
+from ..labels.maps import semantics_tensor
+from ..models.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator, SpadeConfig, reparameterize
+from ..models.vgg import VGGLoss
+from .datasets import PairedDataset
+from .losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, kld_loss
+
+CKPT = "checkpoint.pt"
+
+# Options that may change when a run is resumed (everything else defines the networks or the data).
+RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "log_every", "threads",
+                       "vgg_scale", "lr", "device"}
+
+
+@dataclass
+class TrainConfig:
+    family: str = "spade"
+    data: str = ""
+    labelset: str = "camvid_11"
+    split: str = "train"
+    size: tuple[int, int] = (256, 192)       # (W, H) of training crops
+    scale_aug: tuple[float, float] = (1.0, 1.2)
+    flip: bool = True
+    batch: int = 4
+    steps: int = 1000
+    seed: int = 0
+    # networks
+    ngf: int = 64
+    nhidden: int = 128
+    norm: str = "batch"
+    num_upsampling_layers: str = "normal"
+    use_vae: bool = False
+    z_dim: int = 256
+    use_instance: bool = False
+    ndf: int = 64
+    n_layers_D: int = 4
+    num_D: int = 2
+    # optimisation
+    lr: float = 2e-4
+    ttur: bool = True
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_feat: float = 10.0
+    lambda_vgg: float = 10.0
+    lambda_kld: float = 0.05
+    vgg_scale: float = 1.0                   # VGG loss on images scaled by this factor (CPU presets: 0.5)
+    # bookkeeping
+    save_every: int = 100
+    sample_every: int = 500
+    log_every: int = 10
+    threads: int | None = None
+    device: str = "auto"
+    on_bad: str = "skip"
+    limit: int | None = None                 # use only the first N samples (smoke tests)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        d = dict(d)
+        for k in ("size", "scale_aug"):
+            if k in d and d[k] is not None:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["size"], d["scale_aug"] = list(self.size), list(self.scale_aug)
+        return d
+
+
+def spade_config_from(tc: TrainConfig, ls) -> SpadeConfig:
+    semantic_nc = ls.one_hot_channels + (1 if tc.use_instance else 0)
+    latent = None
+    if tc.use_vae:
+        f = 2 ** {"normal": 5, "more": 6, "most": 7}[tc.num_upsampling_layers]
+        latent = (tc.size[1] // f, tc.size[0] // f)
+    return SpadeConfig(semantic_nc=semantic_nc, ngf=tc.ngf, num_upsampling_layers=tc.num_upsampling_layers,
+                       use_vae=tc.use_vae, z_dim=tc.z_dim, norm=tc.norm, nhidden=tc.nhidden, latent_hw=latent,
+                       nef=tc.ngf, ndf=tc.ndf, n_layers_D=tc.n_layers_D, num_D=tc.num_D)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Progress:
+    """A one-line progress bar with rate and ETA on stderr."""
+
+    def __init__(self, total: int, start: int = 0, stream=sys.stderr, width: int = 24):
+        self.total, self.start, self.stream, self.width = total, start, stream, width
+        self.t0 = time.perf_counter()
+
+    def eta(self, step: int) -> tuple[float, float]:
+        done = max(step - self.start, 1)
+        rate = (time.perf_counter() - self.t0) / done
+        return rate, rate * max(self.total - step, 0)
+
+    def update(self, step: int, extra: str = "") -> str:
+        rate, eta = self.eta(step)
+        frac = step / max(self.total, 1)
+        bar = "#" * int(frac * self.width) + "." * (self.width - int(frac * self.width))
+        h, rem = divmod(int(eta), 3600)
+        line = f"\rstep {step}/{self.total} [{bar}] {rate:.2f} s/it ETA {h}:{rem // 60:02d}:{rem % 60:02d} {extra}"
+        self.stream.write(line)
+        self.stream.flush()
+        return line
+
+
+class SpadeTrainer:
+    def __init__(self, cfg: TrainConfig, run_dir: Path | str, log=None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.log = log or (lambda m: print(m, file=sys.stderr))
+        self.ls = get_labelset(cfg.labelset)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.mcfg = spade_config_from(cfg, self.ls)
+        self.G = SPADEGenerator(self.mcfg).to(self.device)
+        d_in = self.mcfg.semantic_nc + 3
+        self.D = MultiscaleDiscriminator(d_in, cfg.ndf, cfg.n_layers_D, cfg.num_D).to(self.device)
+        self.E = ConvEncoder(self.mcfg).to(self.device) if cfg.use_vae else None
+        if cfg.ttur:
+            b1, b2, lr_g, lr_d = 0.0, 0.9, cfg.lr / 2, cfg.lr * 2
+        else:
+            b1, b2, lr_g, lr_d = cfg.beta1, cfg.beta2, cfg.lr, cfg.lr
+        g_params = list(self.G.parameters()) + (list(self.E.parameters()) if self.E else [])
+        self.opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=(b1, b2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=(b1, b2))
+        self.vgg = VGGLoss(cfg.vgg_scale).to(self.device) if cfg.lambda_vgg > 0 else None
+        self.step = 0
+        self.cpu_seconds = 0.0
+        self.wall_seconds = 0.0
+        self.data: PairedDataset | None = None
+
+    # ---- state -------------------------------------------------------------------------------
+    def state(self) -> dict:
+        st = {"format": "semstudio-train-checkpoint", "version": 1, "family": "spade",
+              "train_config": self.cfg.to_dict(), "model_config": self.mcfg.to_dict(),
+              "step": self.step, "cpu_seconds": self.cpu_seconds, "wall_seconds": self.wall_seconds,
+              "device": str(self.device),
+              "G": self.G.state_dict(), "D": self.D.state_dict(),
+              "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        if self.E is not None:
+            st["E"] = self.E.state_dict()
+        return st
+
+    def save(self) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        p = self.run_dir / CKPT
+        atomic_torch_save(self.state(), p)
+        (self.run_dir / "train_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        return p
+
+    def load_state(self, st: dict) -> None:
+        self.G.load_state_dict(st["G"])
+        self.D.load_state_dict(st["D"])
+        if self.E is not None and "E" in st:
+            self.E.load_state_dict(st["E"])
+        self.opt_g.load_state_dict(st["opt_g"])
+        self.opt_d.load_state_dict(st["opt_d"])
+        self.step = int(st["step"])
+        self.cpu_seconds = float(st.get("cpu_seconds", 0.0))
+        self.wall_seconds = float(st.get("wall_seconds", 0.0))
+
+    @classmethod
+    def resume(cls, run_dir: Path | str, overrides: dict | None = None, log=None) -> "SpadeTrainer":
+        run_dir = Path(run_dir)
+        p = run_dir / CKPT
+        if not p.exists():
+            raise FileNotFoundError(f"nothing to resume: {p} does not exist")
+        st = torch.load(p, map_location="cpu", weights_only=True)
+        d = dict(st["train_config"])
+        for k, v in (overrides or {}).items():
+            if v is None:
+                continue
+            if k not in RESUMABLE_OVERRIDES and d.get(k) != v:
+                raise ValueError(f"option '{k}' cannot change when resuming (it defines the networks or data)")
+            d[k] = list(v) if isinstance(v, tuple) else v
+        tr = cls(TrainConfig.from_dict(d), run_dir, log=log)
+        tr.load_state(st)
+        return tr
+
+    # ---- data --------------------------------------------------------------------------------
+    def load_data(self) -> PairedDataset:
+        if self.data is None:
+            self.data = PairedDataset(self.cfg.data, self.ls, self.cfg.split, on_bad=self.cfg.on_bad,
+                                      log=self.log, limit=self.cfg.limit)
+        return self.data
+
+    def batch_for(self, step: int):
+        """The batch of ``step``: depends only on (seed, step), so resumed runs see the same data."""
+        data = self.load_data()
+        rng = np.random.default_rng([self.cfg.seed, step])
+        idx = rng.integers(0, len(data), size=self.cfg.batch)
+        imgs, labs = zip(*(data.get(int(i), self.cfg.size, rng, self.cfg.scale_aug, self.cfg.flip) for i in idx))
+        return self.to_tensors(np.stack(imgs), np.stack(labs))
+
+    def to_tensors(self, imgs: np.ndarray, labs: np.ndarray):
+        real = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        lab = torch.from_numpy(labs.astype(np.int64))[:, None]
+        inst = lab if self.cfg.use_instance else None
+        seg = semantics_tensor(lab, self.ls.one_hot_channels, inst)
+        return seg.to(self.device), real.to(self.device)
+
+    # ---- one iteration -----------------------------------------------------------------------
+    def train_step(self, seg: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+        cfg = self.cfg
+        self.G.train()
+        losses: dict[str, torch.Tensor] = {}
+        z = None
+        if self.E is not None:
+            mu, logvar = self.E(real)
+            z = reparameterize(mu, logvar)
+            losses["KLD"] = kld_loss(mu, logvar) * cfg.lambda_kld
+        fake = self.G(seg, z)
+        # generator step (D weights frozen: no weight gradients computed)
+        for p in self.D.parameters():
+            p.requires_grad_(False)
+        pred = self.D(torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)], 0))
+        pred_fake = [[t[: seg.shape[0]] for t in scale] for scale in pred]
+        pred_real = [[t[seg.shape[0]:] for t in scale] for scale in pred]
+        losses["GAN"] = hinge_g_loss(pred_fake)
+        if cfg.lambda_feat > 0:
+            losses["GAN_Feat"] = feature_matching_loss(pred_fake, pred_real) * cfg.lambda_feat
+        if self.vgg is not None:
+            losses["VGG"] = self.vgg(fake, real) * cfg.lambda_vgg
+        g_loss = sum(losses.values())
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        for p in self.D.parameters():
+            p.requires_grad_(True)
+        # discriminator step
+        fake_d = fake.detach()
+        pred = self.D(torch.cat([torch.cat([seg, fake_d], 1), torch.cat([seg, real], 1)], 0))
+        pred_fake = [[t[: seg.shape[0]] for t in scale] for scale in pred]
+        pred_real = [[t[seg.shape[0]:] for t in scale] for scale in pred]
+        d_loss = hinge_d_loss(pred_real, pred_fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        out = {k: float(v.detach()) for k, v in losses.items()}
+        out["D"] = float(d_loss.detach())
+        for k, v in out.items():
+            if not math.isfinite(v):
+                raise FloatingPointError(f"loss {k} became {v} at step {self.step}; lower the learning rate "
+                                         "or resume from the last checkpoint")
+        return out
+
+    # ---- samples -----------------------------------------------------------------------------
+    def sample_grid(self, n: int = 4) -> Image.Image:
+        data = self.load_data()
+        idx = np.linspace(0, len(data) - 1, min(n, len(data))).astype(int)
+        imgs, labs = zip(*(data.get(int(i), self.cfg.size) for i in idx))
+        seg, real = self.to_tensors(np.stack(imgs), np.stack(labs))
+        self.G.eval()
+        with torch.no_grad():
+            z = None
+            if self.E is not None:
+                z = reparameterize(*self.E(real))
+            fake = self.G(seg, z)
+        self.G.train()
+        pal = self.ls.palette()
+        rows = []
+        for k in range(len(idx)):
+            col = pal[np.clip(labs[k], 0, 255)]
+            f = ((fake[k].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+            rows.append(np.concatenate([col, imgs[k], f], 1))
+        return Image.fromarray(np.concatenate(rows, 0))
+
+    # ---- loop --------------------------------------------------------------------------------
+    def fit(self, should_stop=lambda: False, on_progress=None) -> Path:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "samples").mkdir(exist_ok=True)
+        data = self.load_data()
+        self.log(f"training SPADE on {len(data)} samples ({len(data.skipped)} skipped) at "
+                 f"{cfg.size[0]}x{cfg.size[1]}, batch {cfg.batch}, on {self.device}; "
+                 f"step {self.step} -> {cfg.steps}")
+        log_p = self.run_dir / "log.csv"
+        new_log = not log_p.exists()
+        bar = Progress(cfg.steps, self.step)
+        with open(log_p, "a", newline="") as fh:
+            writer = None
+            while self.step < cfg.steps and not should_stop():
+                t_wall, t_cpu = time.perf_counter(), time.process_time()
+                torch.manual_seed(cfg.seed * 1_000_003 + self.step)
+                seg, real = self.batch_for(self.step)
+                losses = self.train_step(seg, real)
+                self.step += 1
+                self.wall_seconds += time.perf_counter() - t_wall
+                self.cpu_seconds += time.process_time() - t_cpu
+                if writer is None:
+                    keys = ["step", "wall_seconds", "cpu_seconds", "size"] + sorted(losses)
+                    writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+                    if new_log:
+                        writer.writeheader()
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    writer.writerow({"step": self.step, "wall_seconds": round(self.wall_seconds, 1),
+                                     "cpu_seconds": round(self.cpu_seconds, 1),
+                                     "size": f"{cfg.size[0]}x{cfg.size[1]}",
+                                     **{k: round(v, 4) for k, v in losses.items()}})
+                    fh.flush()
+                bar.update(self.step, " ".join(f"{k} {v:.3f}" for k, v in sorted(losses.items())))
+                if on_progress:
+                    on_progress(self.step, cfg.steps, losses)
+                if self.step % cfg.save_every == 0:
+                    self.save()
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self.sample_grid().save(self.run_dir / "samples" / f"step_{self.step:06d}.png")
+        sys.stderr.write("\n")
+        return self.save()

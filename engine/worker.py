@@ -1,0 +1,198 @@
+"""The engine worker: one thread that owns torch and runs requests one at a time.
+
+- ``submit(request)`` queues a request and returns its job id; events (queued, started, progress,
+  result, error, cancelled) are delivered to every listener, from the worker thread (the GUI's
+  engine client turns them into queued Qt signals).
+- Cancelling is cooperative: a queued job is dropped at once; a running job stops at its next
+  ``ctx.check_cancelled()`` (between stages, frames or steps).
+- A request with ``replace_key`` replaces queued requests with the same key (latest wins).
+- An exception in a job becomes an ``error`` event; the worker keeps running.
+
+Torch is imported on the worker thread at the first job, never at import time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Callable
+
+from .api import CallableRequest, Event, GenerateRequest, GenerateResult, LoadModelRequest, Request
+
+
+class Cancelled(Exception):
+    pass
+
+
+class JobContext:
+    def __init__(self, worker: "Worker", req: Request):
+        self.worker, self.req = worker, req
+        self.cancel_event = threading.Event()
+
+    @property
+    def device(self):
+        return self.worker.device
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled()
+
+    def progress(self, fraction: float, stage: str | None = None, preview=None) -> None:
+        self.check_cancelled()
+        self.worker._emit(Event("progress", self.req.job_id, self.req.kind, progress=float(fraction),
+                                stage=stage, preview=preview))
+
+    def model(self, spec):
+        return self.worker.get_model(spec)
+
+
+class Worker:
+    def __init__(self, device: str = "auto", name: str = "semstudio-engine"):
+        self._device_name = device
+        self.device = None
+        self._queue: deque[Request] = deque()
+        self._cv = threading.Condition()
+        self._listeners: list[Callable[[Event], None]] = []
+        self._current: tuple[Request, JobContext] | None = None
+        self._stop = False
+        self._models: dict[str, object] = {}
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # ---- public API ----------------------------------------------------------------------------
+    def add_listener(self, fn: Callable[[Event], None]) -> None:
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[Event], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def submit(self, req: Request) -> int:
+        dropped = []
+        with self._cv:
+            if req.replace_key is not None:
+                keep = deque()
+                for q in self._queue:
+                    (dropped if q.replace_key == req.replace_key else keep).append(q)
+                self._queue = keep
+            self._queue.append(req)
+            self._cv.notify()
+        for q in dropped:
+            self._emit(Event("cancelled", q.job_id, q.kind))
+        self._emit(Event("queued", req.job_id, req.kind))
+        return req.job_id
+
+    def cancel(self, job_id: int) -> bool:
+        dropped = None
+        with self._cv:
+            for q in list(self._queue):
+                if q.job_id == job_id:
+                    self._queue.remove(q)
+                    dropped = q
+                    break
+            if dropped is None and self._current and self._current[0].job_id == job_id:
+                self._current[1].cancel_event.set()
+                return True
+        if dropped is not None:
+            self._emit(Event("cancelled", dropped.job_id, dropped.kind))
+            return True
+        return False
+
+    def cancel_all(self) -> None:
+        with self._cv:
+            ids = [q.job_id for q in self._queue] + ([self._current[0].job_id] if self._current else [])
+        for i in ids:
+            self.cancel(i)
+
+    def busy(self) -> bool:
+        with self._cv:
+            return bool(self._queue) or self._current is not None
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        t_end = time.monotonic() + timeout
+        while time.monotonic() < t_end:
+            if not self.busy():
+                return True
+            time.sleep(0.005)
+        return False
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self.cancel_all()
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self._thread.join(timeout)
+
+    # ---- worker side ---------------------------------------------------------------------------
+    def _emit(self, ev: Event) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(ev)
+            except Exception:  # noqa: BLE001 - a faulty listener must not kill the worker
+                traceback.print_exc()
+
+    def get_model(self, spec):
+        from .registry import load_model, resolve_model
+
+        key = str(resolve_model(spec).resolve())
+        if key not in self._models:
+            self._models.clear()   # one model resident at a time keeps memory bounded
+            self._models[key] = load_model(spec, self.device)
+        return self._models[key]
+
+    def _init_torch(self) -> None:
+        if self.device is None:
+            from .devices import pick_device
+
+            self.device = pick_device(self._device_name)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                req = self._queue.popleft()
+                ctx = JobContext(self, req)
+                self._current = (req, ctx)
+            try:
+                self._emit(Event("started", req.job_id, req.kind))
+                self._init_torch()
+                ctx.check_cancelled()
+                result = self._dispatch(req, ctx)
+                ctx.check_cancelled()
+                self._emit(Event("result", req.job_id, req.kind, progress=1.0, result=result))
+            except Cancelled:
+                self._emit(Event("cancelled", req.job_id, req.kind))
+            except Exception as e:  # noqa: BLE001 - every failure becomes an error event
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                self._emit(Event("error", req.job_id, req.kind, error=msg,
+                                 result=traceback.format_exc()))
+            finally:
+                with self._cv:
+                    self._current = None
+
+    def _dispatch(self, req: Request, ctx: JobContext):
+        if isinstance(req, GenerateRequest):
+            return run_generate(req, ctx)
+        if isinstance(req, LoadModelRequest):
+            ctx.progress(0.0, "loading model")
+            m = ctx.model(req.model)
+            return {"name": m.name, "card": m.card, "device": str(self.device)}
+        if isinstance(req, CallableRequest):
+            return req.fn(ctx)
+        raise TypeError(f"no handler for {req.kind}")
+
+
+def run_generate(req: GenerateRequest, ctx: JobContext) -> GenerateResult:
+    from .registry import generate
+
+    t0 = time.perf_counter()
+    ctx.progress(0.0, "loading model")
+    model = ctx.model(req.model)
+    ctx.progress(0.3, "generating")
+    img = generate(model, req.labels, req.instances, req.seed, req.size)
+    return GenerateResult(image=img, model_name=model.name, seconds=time.perf_counter() - t0,
+                          device=str(ctx.device), size=(img.shape[1], img.shape[0]))

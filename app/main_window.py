@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
         self.interactive_errors = interactive_errors
         self.last_error: str | None = None
         self.last_result = None
-        self.doc = Document()
+        self.doc = Document(parent=self)
         self.client = client or EngineClient()
         self.live = LiveScheduler(self.client, lambda: self.doc.labels.copy(), self.doc.labels_hash)
         self.live.model = model

@@ -115,10 +115,18 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     labels = np.asarray(labels)
     check_label_range(labels, model.labelset.num_indices, "label map")
     w, h = size_wh or model.resolution
-    lab = resize_nearest(labels, (w, h))
+    if w < 1 or h < 1 or w * h > 64_000_000:
+        raise ValueError(f"output size {w}x{h} is out of range")
+    cfg = model.generator.cfg
+    f = 2 ** cfg.n_up
+    if cfg.use_vae:   # the latent grid is fixed by the VAE's fc layer
+        gh, gw = cfg.latent_hw[0] * f, cfg.latent_hw[1] * f
+    else:             # the network works on multiples of 2**n_up; other sizes are resized after
+        gw, gh = max(f, -(-w // f) * f), max(f, -(-h // f) * f)
+    lab = resize_nearest(labels, (gw, gh))
     inst = None
     if model.instance_edge:
-        inst = resize_nearest(instances, (w, h)) if instances is not None else lab
+        inst = resize_nearest(instances, (gw, gh)) if instances is not None else lab
     seg = semantics_tensor(lab, model.n_channels, inst).to(model.device)
     gen = torch.Generator(device="cpu")
     if seed is not None:
@@ -129,4 +137,9 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     with torch.inference_mode():
         out = model.generator(seg, z)
     img = ((out[0].permute(1, 2, 0).float().cpu().numpy() + 1.0) * 127.5).clip(0, 255)
-    return np.rint(img).astype(np.uint8)
+    img = np.rint(img).astype(np.uint8)
+    if (gw, gh) != (w, h):
+        import cv2
+
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if w < gw else cv2.INTER_LINEAR)
+    return img

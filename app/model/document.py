@@ -49,10 +49,13 @@ class Document(QObject):
         self.result: np.ndarray | None = None
         self.path: Path | None = None
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.modified_changed.emit(not clean))
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
         self._stroke: TileSnapshot | None = None
         self._stroke_last: tuple[float, float] | None = None
         self._stroke_args: tuple | None = None
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        self.modified_changed.emit(not clean)
 
     # ---- properties --------------------------------------------------------------------------
     @property

@@ -39,6 +39,7 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
         "data": str(Path(tc["data"]).name), "split": tc["split"],
         "data_licence": DATA_LICENCES.get(tc["labelset"], "see the dataset's own licence"),
         "steps": st["step"], "batch": tc["batch"], "final_size": list(tc["size"]),
+        "cpu_seconds": round(st["cpu_seconds"], 1), "wall_seconds": round(st["wall_seconds"], 1),
         "cpu_hours": round(st["cpu_seconds"] / 3600, 3), "wall_hours": round(st["wall_seconds"] / 3600, 3),
         "device": st.get("device", "cpu"), "losses": "hinge GAN + feature matching (10) + VGG19 (10)",
         "config": tc,

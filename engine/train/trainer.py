@@ -144,6 +144,10 @@ class SpadeTrainer:
         self.device = pick_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.mcfg = spade_config_from(cfg, self.ls)
+        f = 2 ** self.mcfg.n_up
+        if cfg.size[0] % f or cfg.size[1] % f:
+            raise ValueError(f"training size {cfg.size[0]}x{cfg.size[1]} must be a multiple of {f} "
+                             f"for '{cfg.num_upsampling_layers}' upsampling")
         self.G = SPADEGenerator(self.mcfg).to(self.device)
         d_in = self.mcfg.semantic_nc + 3
         self.D = MultiscaleDiscriminator(d_in, cfg.ndf, cfg.n_layers_D, cfg.num_D).to(self.device)

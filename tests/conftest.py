@@ -1,0 +1,58 @@
+"""Shared fixtures. Reference data and datasets come from ../shared beside the checkout; a missing
+folder is a hard failure with a clear message, never a silent skip."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SEMSTUDIO_SHARED", ROOT.parent / "shared"))
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _need(p: Path) -> Path:
+    if not p.exists():
+        pytest.fail(f"test data missing: {p} (set SEMSTUDIO_SHARED to the shared/ folder)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    return _need(SHARED)
+
+
+@pytest.fixture(scope="session")
+def vectors(shared) -> Path:
+    return _need(shared / "reference" / "vectors")
+
+
+@pytest.fixture(scope="session")
+def manifests(shared) -> Path:
+    return _need(shared / "reference" / "manifests")
+
+
+@pytest.fixture(scope="session")
+def camvid(shared) -> Path:
+    return _need(shared / "datasets" / "camvid_segnet")
+
+
+@pytest.fixture(scope="session")
+def tiny_camvid(tmp_path_factory, camvid) -> Path:
+    """Six real CamVid train pairs downscaled to 96x72, in the CamVid layout."""
+    import cv2
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("tiny_camvid")
+    (root / "train").mkdir()
+    (root / "trainannot").mkdir()
+    names = sorted(p.name for p in (camvid / "train").iterdir())[::60][:6]
+    for n in names:
+        img = np.array(Image.open(camvid / "train" / n).convert("RGB"))
+        lab = np.array(Image.open(camvid / "trainannot" / n))
+        Image.fromarray(cv2.resize(img, (96, 72), interpolation=cv2.INTER_AREA)).save(root / "train" / n)
+        Image.fromarray(cv2.resize(lab, (96, 72), interpolation=cv2.INTER_NEAREST)).save(root / "trainannot" / n)
+    return root

@@ -1,0 +1,139 @@
+"""The editor driven as a user would, offscreen (pytest-qt)."""
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+
+from app.main_window import MainWindow
+from engine.paths import demo_dir
+
+
+@pytest.fixture
+def win(qtbot):
+    w = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    w.canvas.fit()
+    yield w
+    w.client.shutdown()
+
+
+def _widget_pos(canvas, x, y) -> QPoint:
+    return QPoint(int(x * canvas.scale + canvas.offset.x()), int(y * canvas.scale + canvas.offset.y()))
+
+
+def test_opens_demo_scene(win):
+    assert win.doc.labels.shape == (360, 480)
+    assert len(np.unique(win.doc.labels)) >= 8
+    assert win.doc.path.name == "scene_labels.png"
+
+
+def test_stroke_paints_and_undo_restores(win, qtbot):
+    c, doc = win.canvas, win.doc
+    before = doc.labels.copy()
+    win.palette_panel.select(8)
+    c.current_class = 8                                   # car
+    c.set_brush_size(20)
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 100, 300))
+    for x in range(100, 301, 20):
+        qtbot.mouseMove(c, _widget_pos(c, x, 300))
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 300, 300))
+    changed = doc.labels != before
+    assert changed.sum() > 3000
+    assert np.all(doc.labels[changed] == 8)
+    ys, xs = np.nonzero(changed)
+    assert xs.min() >= 85 and xs.max() <= 315 and ys.min() >= 285 and ys.max() <= 315
+    assert doc.undo_stack.count() == 1                     # one command per stroke
+    cmd = doc.undo_stack.command(0)
+    assert cmd.before.shape[0] <= 40 and cmd.before.size < doc.labels.size / 10   # patch, not the image
+    assert doc.modified
+    win.actions_["undo"].trigger()
+    assert np.array_equal(doc.labels, before)
+    win.actions_["redo"].trigger()
+    assert np.all(doc.labels[changed] == 8)
+
+
+def test_eraser_fill_and_eyedropper(win, qtbot):
+    c, doc = win.canvas, win.doc
+    c.set_tool("eraser")
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 240, 330))
+    assert doc.labels[330, 240] == doc.labelset.erase_index
+    # eyedropper with Alt held picks the class under the cursor
+    c.set_tool("brush")
+    sky = int(doc.labels[5, 300])
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.AltModifier, _widget_pos(c, 300, 5))
+    assert c.current_class == sky and win.palette_panel.current_index() == sky
+    # contiguous fill of the sky with "tree"
+    c.current_class = 5
+    c.set_tool("fill")
+    n_sky = int((doc.labels == sky).sum())
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 300, 5))
+    assert doc.labels[5, 300] == 5 and (doc.labels == sky).sum() < n_sky
+    win.actions_["undo"].trigger()
+    assert (doc.labels == sky).sum() == n_sky
+    # global fill replaces every pixel of the class
+    win.actions_["fill_global"].setChecked(True)
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 300, 5))
+    assert (doc.labels == sky).sum() == 0
+
+
+def test_brush_size_keys_and_cursor_outline(win, qtbot):
+    c = win.canvas
+    c.set_brush_size(20)
+    c.setFocus()
+    qtbot.keyClick(c, Qt.Key.Key_BracketRight)
+    assert c.brush_size > 20
+    qtbot.keyClick(c, Qt.Key.Key_BracketLeft)
+    qtbot.keyClick(c, Qt.Key.Key_BracketLeft)
+    assert c.brush_size < 20
+    assert win.size_spin.value() == c.brush_size
+    qtbot.mouseMove(c, _widget_pos(c, 200, 200))
+    img = c.grab().toImage()
+    assert not img.isNull()
+
+
+def test_generate_emits_result_and_shows_it(win, qtbot):
+    with qtbot.waitSignal(win.generated, timeout=120_000) as sig:
+        win.actions_["generate"].trigger()
+    res = sig.args[0]
+    w, h = res.size
+    assert res.image.shape == (h, w, 3) and res.image.std() > 5
+    assert win.doc.result is res.image
+    assert win.result_view.pixmap() is not None and not win.result_view.pixmap().isNull()
+    win.actions_["show_result"].setChecked(True)
+    assert win.canvas.show_result and win.canvas._result_img is not None
+
+
+def test_live_preview_regenerates_after_an_edit(win, qtbot):
+    win.live.delay_ms = 50
+    with qtbot.waitSignal(win.generated, timeout=120_000):
+        win.actions_["live"].setChecked(True)
+    c = win.canvas
+    c.current_class = 0
+    with qtbot.waitSignal(win.generated, timeout=120_000):
+        qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 50, 300))
+    first = win.live._last_hash
+    assert first == win.doc.labels_hash()
+
+
+def test_bad_file_shows_error_and_keeps_document(win, qtbot, tmp_path):
+    c, doc = win.canvas, win.doc
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 200, 200))
+    edited = doc.labels.copy()
+    n_undo = doc.undo_stack.count()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"garbage")
+    assert not win.open_labels(bad)
+    assert "broken.png" in win.last_error
+    assert np.array_equal(doc.labels, edited) and doc.undo_stack.count() == n_undo
+
+
+def test_save_and_reopen_labels(win, qtbot, tmp_path):
+    c, doc = win.canvas, win.doc
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 100, 100))
+    p = tmp_path / "out.png"
+    assert win.save_labels(p)
+    assert not doc.modified
+    saved = doc.labels.copy()
+    assert win.open_labels(p)
+    assert np.array_equal(doc.labels, saved)

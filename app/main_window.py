@@ -71,9 +71,11 @@ class MainWindow(QMainWindow):
         split = QSplitter()
         split.addWidget(self.canvas)
         split.addWidget(self.result_view)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 700])
         self.setCentralWidget(split)
+        self.splitter = split
         self.palette_panel = PalettePanel(self.doc.labelset)
         dock = QDockWidget("Classes", self)
         dock.setObjectName("classes_dock")
@@ -126,7 +128,7 @@ class MainWindow(QMainWindow):
         tb = QToolBar("Tools", self)
         tb.setObjectName("tools_toolbar")
         tb.setIconSize(QSize(18, 18))
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         for k in ("open_labels", "save_labels", None, "undo", "redo", None, "tool_brush", "tool_eraser", "tool_fill",
                   "tool_picker", "fill_global"):
             tb.addSeparator() if k is None else tb.addAction(a[k])
@@ -139,12 +141,15 @@ class MainWindow(QMainWindow):
         self.opacity_slider.setFixedWidth(90)
         self.opacity_slider.setToolTip("Label layer opacity")
         tb.addWidget(self.opacity_slider)
-        tb.addSeparator()
-        tb.addAction(a["show_result"])
-        tb.addAction(a["live"])
-        tb.addAction(a["generate"])
         self.addToolBar(tb)
         self.toolbar = tb
+        gb = QToolBar("Generate", self)
+        gb.setObjectName("generate_toolbar")
+        gb.setIconSize(QSize(18, 18))
+        gb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for k in ("show_result", "live", "generate"):
+            gb.addAction(a[k])
+        self.addToolBar(gb)
 
     def _connect(self) -> None:
         a, c, d = self.actions_, self.canvas, self.doc

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] == "open" or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         return run_editor(argv[1:] if argv and argv[0] == "open" else argv)
     if argv[0] in ("-h", "--help"):
-        print("usage: semstudio [open FILE] | generate | models | train | bench   (semstudio CMD -h for help)")
+        print("usage: semstudio [open FILE] | generate | models | train | eval | bench   (semstudio CMD -h for help)")
         return 0
     from engine.cli import main as cli_main
 

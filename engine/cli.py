@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("--json", action="store_true")
     mi.add_argument("--write-card", action="store_true", help="write card.json beside a bare checkpoint")
 
+    e = sub.add_parser("eval", help="measure a model on a labelled split (class colour fidelity, PSNR, texture)")
+    e.add_argument("-m", "--model", help="model folder, checkpoint or bundled name (default: demo)")
+    e.add_argument("--data", required=True, help="dataset folder (CamVid layout or images/ + labels/)")
+    e.add_argument("--split", default="val")
+    e.add_argument("--limit", type=int, help="only the first N images")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--write-card", action="store_true", help="store the figures in the model card's eval")
+
     t = sub.add_parser("train", help="train a model family on a dataset folder")
     t.add_argument("family", choices=["spade"])
     t.add_argument("--data", help="dataset folder (CamVid layout or images/ + labels/)")
@@ -148,6 +157,44 @@ def cmd_models(args) -> int:
     raise CLIError("models needs a subcommand: list | inspect FILE")
 
 
+def cmd_eval(args) -> int:
+    from .cards import load_card, write_card
+    from .devices import pick_device
+    from .eval.metrics import evaluate
+    from .registry import load_model, resolve_model
+
+    path = resolve_model(args.model)
+    model = load_model(path, pick_device(args.device))
+
+    def prog(i, n):
+        sys.stderr.write(f"\revaluating {i}/{n}")
+        sys.stderr.flush()
+
+    try:
+        res = evaluate(model, args.data, args.split, args.limit, progress=prog)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    sys.stderr.write("\n")
+    res["data"] = Path(args.data).name
+    if args.write_card:
+        if not path.is_dir():
+            raise CLIError("--write-card needs a model folder with a card")
+        card = load_card(path)
+        card.setdefault("eval", {})[f"{res['data']}:{args.split}"] = res
+        write_card(path, card)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        m, b = res["model"], res.get("baseline_class_mean")
+        print(f"{model.name} on {res['data']} {args.split} ({res['images']} images at {res['size'][0]}x{res['size'][1]}):")
+        print(f"  class colour error (Delta E, lower is better): {m['class_delta_e']:.2f}"
+              + (f"   baseline (class means) {b['class_delta_e']:.2f}" if b else ""))
+        print(f"  texture ratio (1 = as detailed as real photos): {m['texture_ratio']:.2f}"
+              + (f"   baseline {b['texture_ratio']:.2f}" if b else ""))
+        print(f"  PSNR vs real photos: {m['psnr']:.2f} dB" + (f"   baseline {b['psnr']:.2f} dB" if b else ""))
+    return 0
+
+
 def cmd_train(args) -> int:
     from .paths import resources_dir
     from .train.trainer import SpadeTrainer, TrainConfig
@@ -207,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if args.cmd == "train":
             return cmd_train(args)
-        raise CLIError("semstudio: choose a command: generate, models, train, bench (or none for the editor)")
+        if args.cmd == "eval":
+            return cmd_eval(args)
+        raise CLIError("semstudio: choose a command: generate, models, train, eval, bench (or none for the editor)")
     except (CLIError, ModelError, LabelIOError, DatasetError, KeyError, FileNotFoundError) as e:
         msg = str(e).strip("'\"")
         print(msg if msg.startswith("semstudio") else f"semstudio: error: {msg}", file=sys.stderr)

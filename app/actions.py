@@ -42,6 +42,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Show the generated image on the canvas", True),
     ActionSpec("generate", "&Generate", "Ctrl+Return", "fa6s.wand-magic-sparkles",
                "Generate a photo from the label map"),
+    ActionSpec("cancel_jobs", "&Cancel", "Escape", "fa6s.ban", "Cancel the generation in progress"),
     ActionSpec("live", "&Live Preview", "Ctrl+L", "fa6s.bolt",
                "Regenerate automatically after each edit (debounced)", True),
 )

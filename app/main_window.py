@@ -16,6 +16,7 @@ from .actions import make_actions
 from .canvas.view import CanvasView
 from .model.document import Document
 from .services.engine_client import EngineClient, LiveScheduler
+from .settings import Settings
 from .widgets.palette import PalettePanel
 
 APP_NAME = "Semantic Studio"
@@ -56,8 +57,9 @@ class MainWindow(QMainWindow):
     generated = Signal(object)      # GenerateResult shown
 
     def __init__(self, labels_path: Path | None = None, model: str | None = None, client: EngineClient | None = None,
-                 interactive_errors: bool = True):
+                 interactive_errors: bool = True, settings: Settings | None = None):
         super().__init__()
+        self.settings = settings or Settings()
         self.model = model
         self.interactive_errors = interactive_errors
         self.last_error: str | None = None
@@ -93,6 +95,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_pos, 1)
         self.statusBar().addPermanentWidget(self.status_job)
         self.resize(1280, 760)
+        self.canvas.set_brush_size(int(self.settings.get("brush_size", 24)))
+        self.canvas.brush_size_changed.connect(lambda v: self.settings.set("brush_size", v))
         self.canvas.current_class = self.doc.labelset.index_of("road") if "road" in self.doc.labelset.names() else 0
         self.palette_panel.select(self.canvas.current_class)
         if labels_path is not None:
@@ -123,6 +127,7 @@ class MainWindow(QMainWindow):
             m.addAction(a[k])
         m = mb.addMenu("&Generate")
         m.addAction(a["generate"])
+        m.addAction(a["cancel_jobs"])
         m.addAction(a["live"])
 
         tb = QToolBar("Tools", self)
@@ -147,7 +152,7 @@ class MainWindow(QMainWindow):
         gb.setObjectName("generate_toolbar")
         gb.setIconSize(QSize(18, 18))
         gb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for k in ("show_result", "live", "generate"):
+        for k in ("show_result", "live", "generate", "cancel_jobs"):
             gb.addAction(a[k])
         self.addToolBar(gb)
 
@@ -180,6 +185,9 @@ class MainWindow(QMainWindow):
         a["zoom_fit"].triggered.connect(c.fit)
         a["show_result"].toggled.connect(self._toggle_result_layer)
         a["generate"].triggered.connect(self.generate)
+        a["cancel_jobs"].triggered.connect(self.client.worker.cancel_all)
+        a["cancel_jobs"].setEnabled(False)
+        self.client.busy_changed.connect(a["cancel_jobs"].setEnabled)
         a["live"].toggled.connect(self.live.set_enabled)
         self.palette_panel.class_chosen.connect(lambda i: setattr(c, "current_class", i))
         c.picked.connect(self.palette_panel.select)
@@ -216,15 +224,26 @@ class MainWindow(QMainWindow):
             box.open()
 
     # ---- file operations ---------------------------------------------------------------------
-    def open_labels(self, path: Path | str | None = None) -> bool:
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open label map", "", "Label maps (*.png *.tif *.bmp)")
-            if not path:
-                return False
+    def _ask_path(self, save: bool, caption: str, filt: str, default: str = "") -> str | None:
+        start = str(Path(self.settings.get("last_dir", "")) / default) if self.settings.get("last_dir") else default
+        fn = QFileDialog.getSaveFileName if save else QFileDialog.getOpenFileName
+        path, _ = fn(self, caption, start, filt)
+        if path:
+            self.settings.set("last_dir", str(Path(path).parent))
+        return path or None
+
+    def _guarded(self, title: str, fn) -> bool:
+        """Run a file operation; a failure becomes a dialog and leaves the document untouched."""
         try:
-            self.doc.open_labels(path)
+            fn()
         except (LabelIOError, ValueError, OSError) as e:
-            self.show_error("Cannot open label map", str(e))
+            self.show_error(title, str(e))
+            return False
+        return True
+
+    def open_labels(self, path: Path | str | None = None) -> bool:
+        path = path or self._ask_path(False, "Open label map", "Label maps (*.png *.tif *.bmp)")
+        if not path or not self._guarded("Cannot open label map", lambda: self.doc.open_labels(path)):
             return False
         self.result_view.set_image(None)
         self.canvas.fit()
@@ -232,28 +251,19 @@ class MainWindow(QMainWindow):
         return True
 
     def open_photo(self, path: Path | str | None = None) -> bool:
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open photo", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif)")
-            if not path:
-                return False
-        try:
-            self.doc.open_photo(path)
-        except (LabelIOError, ValueError, OSError) as e:
-            self.show_error("Cannot open photo", str(e))
+        path = path or self._ask_path(False, "Open photo", "Images (*.png *.jpg *.jpeg *.bmp *.tif)")
+        if not path or not self._guarded("Cannot open photo", lambda: self.doc.open_photo(path)):
             return False
         self.opacity_slider.setValue(50)
         return True
 
     def save_labels(self, path: Path | str | None = None, ask: bool = False) -> bool:
         if path is None and (ask or self.doc.path is None):
-            path, _ = QFileDialog.getSaveFileName(self, "Save label map", str(self.doc.path or "labels.png"),
-                                                  "Indexed PNG (*.png)")
+            path = self._ask_path(True, "Save label map", "Indexed PNG (*.png)",
+                                  self.doc.path.name if self.doc.path else "labels.png")
             if not path:
                 return False
-        try:
-            self.doc.save_labels(path)
-        except (LabelIOError, ValueError, OSError) as e:
-            self.show_error("Cannot save label map", str(e))
+        if not self._guarded("Cannot save label map", lambda: self.doc.save_labels(path)):
             return False
         self._update_title()
         return True
@@ -262,18 +272,13 @@ class MainWindow(QMainWindow):
         if self.doc.result is None:
             self.show_error("Nothing to export", "Generate an image first.")
             return False
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export result", "result.png", "PNG (*.png)")
-            if not path:
-                return False
-        try:
-            from PIL import Image
-
-            save_image_atomic(Image.fromarray(self.doc.result), path)
-        except (OSError, ValueError) as e:
-            self.show_error("Cannot export result", str(e))
+        path = path or self._ask_path(True, "Export result", "PNG (*.png)", "result.png")
+        if not path:
             return False
-        return True
+        from PIL import Image
+
+        return self._guarded("Cannot export result",
+                             lambda: save_image_atomic(Image.fromarray(self.doc.result), path))
 
     # ---- generation --------------------------------------------------------------------------
     def generate(self) -> int:

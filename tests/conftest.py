@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEMSTUDIO_SHARED", ROOT.parent / "shared"))
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# never read or write the user's real settings
+os.environ["SEMSTUDIO_CONFIG_DIR"] = __import__("tempfile").mkdtemp(prefix="semstudio-config-")
 
 
 def _need(p: Path) -> Path:

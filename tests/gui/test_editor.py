@@ -137,3 +137,19 @@ def test_save_and_reopen_labels(win, qtbot, tmp_path):
     saved = doc.labels.copy()
     assert win.open_labels(p)
     assert np.array_equal(doc.labels, saved)
+
+
+def test_cancel_and_settings(win, qtbot, tmp_path):
+    import time
+
+    from app.settings import Settings
+
+    block = win.client.submit(__import__("engine.api", fromlist=["CallableRequest"]).CallableRequest(
+        fn=lambda ctx: [ctx.progress(i / 500, "busy") or time.sleep(0.01) for i in range(500)]))
+    qtbot.waitUntil(lambda: win.actions_["cancel_jobs"].isEnabled(), timeout=5000)
+    with qtbot.waitSignal(win.client.event, timeout=10_000,
+                          check_params_cb=lambda ev: ev.job_id == block and ev.kind == "cancelled"):
+        win.actions_["cancel_jobs"].trigger()
+    qtbot.waitUntil(lambda: not win.actions_["cancel_jobs"].isEnabled(), timeout=5000)
+    win.canvas.set_brush_size(37)
+    assert Settings().get("brush_size") == 37

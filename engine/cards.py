@@ -84,11 +84,34 @@ def read_state_dict(path: Path | str) -> dict:
     raise ModelError(f"{path.name}: holds no tensors (is it a model checkpoint?)")
 
 
+FAMILY_NAMES = {"spade": "SPADE", "groupdnet": "GroupDNet (SMIS)", "pix2pixhd": "pix2pixHD",
+                "photowct": "PhotoWCT"}
+
+
+def detect_family(sd: Mapping[str, Any]) -> str | None:
+    """Which network family a state_dict belongs to, from key names and shapes."""
+    from .models import spade
+
+    if spade.is_spade_generator(sd):
+        fc = tuple(sd["fc.weight"].shape)
+        mlp_in = int(sd["head_0.norm_0.mlp_shared.0.weight"].shape[1])
+        # GroupDNet's fc and SPADE mlps are grouped convs (per-class groups): input widths disagree
+        return "spade" if len(fc) == 2 or fc[1] == mlp_in else "groupdnet"
+    if "model.1.weight" in sd or any(k.startswith("model1_1.") for k in sd):
+        return "pix2pixhd"
+    if "e1.conv0.weight" in sd:
+        return "photowct"
+    return None
+
+
 def inspect_state_dict(sd: Mapping[str, Any], name: str = "checkpoint") -> dict:
     """Family, options, label set and resolution inferred from a generator state_dict."""
     from .models import spade
 
-    if spade.is_spade_generator(sd):
+    family = detect_family(sd)
+    if family is not None and family != "spade":
+        raise ModelError(f"{name}: a {FAMILY_NAMES[family]} checkpoint; this version loads SPADE generators only")
+    if family == "spade":
         nc = int(sd["head_0.norm_0.mlp_shared.0.weight"].shape[1])
         preset = SPADE_PRESETS.get(nc)
         hint = preset["num_upsampling_layers"] if preset else None

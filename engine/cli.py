@@ -112,6 +112,9 @@ def cmd_generate(args) -> int:
     if not ls_name and not args.labelset:
         raise CLIError(f"{path.name}: label set unknown; pass --labelset")
     labels, inst = _labels_for(args, ls_name)
+    card = load_card(path) if path.is_dir() else {}
+    if inst is not None and path.is_dir() and not card.get("instance_edge"):
+        print("semstudio: note: this model takes no instance map; -i is ignored", file=sys.stderr)
     try:
         device = pick_device(args.device)
     except RuntimeError as e:

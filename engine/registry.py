@@ -72,7 +72,7 @@ def load_model(spec: str | Path | None, device=None) -> LoadedModel:
 
     path = resolve_model(spec)
     if path.is_dir():
-        card = load_card(path)
+        card = load_card(path, verify=True)
         files = card.get("files", {})
         if "generator" not in files:
             raise ModelError(f"{path.name}: card names no generator file")

@@ -72,3 +72,15 @@ def test_checkpoint_without_bn_counters_loads(vectors):
     g = load_generator(sd, infer_config(sd))
     with torch.no_grad():
         assert (g(d["inputs"]["input_semantics"]) - d["output"]).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("name,family", [("smis_deepfashion.json", "GroupDNet"), ("smis_ade20k.json", "GroupDNet"),
+                                         ("pix2pixhd_label2city_1024p.json", "pix2pixHD"),
+                                         ("fastphotostyle_photo_wct.json", "PhotoWCT")])
+def test_other_families_are_recognised_not_misread(manifests, name, family):
+    from engine.cards import ModelError
+
+    m = json.loads((manifests / name).read_text())
+    net = m["networks"].get("G") or next(iter(m["networks"].values()))
+    with pytest.raises(ModelError, match=family):
+        inspect_state_dict(_meta_sd(net["state_dict"]), name)

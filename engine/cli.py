@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--labelset", help="read the label map with this label set (default: the model's)")
     g.add_argument("--demo", action="store_true", help="use the bundled demo scene (and demo model)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    g.add_argument("--reference", action="store_true",
+                   help="op-for-op official computation instead of the fast path (same result to ~1e-6)")
     g.add_argument("-o", "--output", required=True, help="output PNG")
 
     m = sub.add_parser("models", help="list and inspect models")
@@ -122,7 +124,7 @@ def cmd_generate(args) -> int:
     model = load_model(path, device)
     if args.labelset and args.labelset != model.labelset.name:
         raise CLIError(f"model uses label set {model.labelset.name}, not {args.labelset}")
-    img = generate(model, labels, inst, args.seed, args.size)
+    img = generate(model, labels, inst, args.seed, args.size, reference=args.reference)
     out = Path(args.output)
     save_image_atomic(Image.fromarray(img), out)
     print(f"wrote {out} ({img.shape[1]}x{img.shape[0]}, model {model.name}, {device})")

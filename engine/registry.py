@@ -49,9 +49,10 @@ class LoadedModel:
     labelset: LabelSet
     instance_edge: bool
     resolution: tuple[int, int]    # (W, H)
-    generator: Any                 # torch module, eval mode
+    generator: Any                 # torch module, eval mode (the op-for-op reference)
     encoder: Any = None
     device: Any = None
+    fast: Any = None               # the fast inference path (same weights, same function)
 
     @property
     def n_channels(self) -> int:
@@ -59,6 +60,8 @@ class LoadedModel:
 
     def to(self, device) -> "LoadedModel":
         self.generator.to(device)
+        if self.fast is not None:
+            self.fast.to(device)
         if self.encoder is not None:
             self.encoder.to(device)
         self.device = device
@@ -98,16 +101,19 @@ def load_model(spec: str | Path | None, device=None) -> LoadedModel:
         raise ModelError(f"{name}: weights do not fit the card's options ({str(e).splitlines()[0]})") from None
     enc = None
     device = device or torch.device("cpu")
+    from .models.spade_fast import FastSPADEGenerator
+
     lm = LoadedModel(name=name, family="spade", card=card, labelset=ls,
                      instance_edge=bool(card.get("instance_edge")), resolution=tuple(card["resolution"]),
-                     generator=gen, encoder=enc)
+                     generator=gen, encoder=enc, fast=FastSPADEGenerator(gen, n_onehot=ls.one_hot_channels))
     return lm.to(device)
 
 
 def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | None = None,
-             seed: int | None = None, size_wh: tuple[int, int] | None = None) -> np.ndarray:
+             seed: int | None = None, size_wh: tuple[int, int] | None = None, reference: bool = False) -> np.ndarray:
     """Run the generator on an (H, W) label map; returns (h, w, 3) uint8 RGB at ``size_wh``
-    (default: the model's native resolution). Labels are resized nearest-neighbour only."""
+    (default: the model's native resolution). Labels are resized nearest-neighbour only.
+    ``reference`` runs the op-for-op official computation instead of the fast path."""
     import torch
 
     from .labels.maps import check_label_range, resize_nearest, semantics_tensor
@@ -134,8 +140,9 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     z = None
     if model.generator.cfg.use_vae:
         z = torch.randn(1, model.generator.cfg.z_dim, generator=gen).to(model.device)
+    net = model.generator if (reference or model.fast is None) else model.fast
     with torch.inference_mode():
-        out = model.generator(seg, z)
+        out = net(seg, z)
     img = ((out[0].permute(1, 2, 0).float().cpu().numpy() + 1.0) * 127.5).clip(0, 255)
     img = np.rint(img).astype(np.uint8)
     if (gw, gh) != (w, h):

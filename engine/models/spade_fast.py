@@ -1,0 +1,204 @@
+"""Fast inference path for SPADE generators: the same weights and the same function as the reference
+(:class:`engine.models.spade.SPADEGenerator` in eval mode), computed with fewer, larger operations.
+
+- Spectral norm is folded once into plain weights (``weight_orig / (u . W v)`` with the stored u, v).
+- Frozen batch-norm statistics become a per-channel scale and shift.
+- Each SPADE's ``mlp_gamma`` and ``mlp_beta`` become one convolution; the ``mlp_shared`` convolutions of
+  every SPADE working at the same resolution (they all read the same label map) become one.
+- With many classes, the ``mlp_shared`` convolution over the one-hot map is computed as a gather:
+  a 3x3 convolution of a one-hot map is the sum of nine table look-ups, K times fewer operations.
+- channels_last memory format throughout.
+
+The reference stays the op-for-op official computation that the test vectors check (``--reference``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .spade import SPADEGenerator
+
+# one-hot channels from which the gather beats the dense convolution on CPU (measured by the bench)
+GATHER_MIN_CLASSES = 24
+
+
+def _plain_weight(conv: nn.Module) -> torch.Tensor:
+    """The weight the reference uses in eval: spectral-normalised with the stored vectors."""
+    if hasattr(conv, "weight_orig"):
+        w = conv.weight_orig.detach()
+        u, v = conv.weight_u.detach(), conv.weight_v.detach()
+        sigma = torch.dot(u, torch.mv(w.reshape(w.shape[0], -1), v))
+        return w / sigma
+    return conv.weight.detach()
+
+
+def _bias(conv: nn.Module) -> torch.Tensor | None:
+    b = getattr(conv, "bias", None)
+    return None if b is None else b.detach()
+
+
+class _FastNorm(nn.Module):
+    """One SPADE: per-channel normalisation then a fused gamma/beta convolution on its hidden slice."""
+
+    def __init__(self, spade_mod, hidden_slice: slice):
+        super().__init__()
+        pf = spade_mod.param_free_norm
+        self.batch = isinstance(pf, nn.BatchNorm2d)
+        c = spade_mod.mlp_gamma.weight.shape[0]
+        self.c = c
+        if self.batch:
+            scale = 1.0 / torch.sqrt(pf.running_var.detach() + pf.eps)
+            self.register_buffer("scale", scale.view(1, c, 1, 1))
+            self.register_buffer("shift", (-pf.running_mean.detach() * scale).view(1, c, 1, 1))
+        self.eps = pf.eps
+        w = torch.cat([spade_mod.mlp_gamma.weight.detach(), spade_mod.mlp_beta.weight.detach()], 0)
+        b = torch.cat([spade_mod.mlp_gamma.bias.detach(), spade_mod.mlp_beta.bias.detach()], 0)
+        self.register_buffer("w", w.contiguous(memory_format=torch.channels_last))
+        self.register_buffer("b", b)
+        self.pad = spade_mod.mlp_gamma.padding
+        self.hidden = hidden_slice
+
+    def forward(self, x: torch.Tensor, actv: torch.Tensor) -> torch.Tensor:
+        if self.batch:
+            n = torch.addcmul(self.shift, x, self.scale)
+        else:
+            n = F.instance_norm(x, eps=self.eps)
+        gb = F.conv2d(actv[:, self.hidden], self.w, self.b, padding=self.pad)
+        gamma, beta = gb[:, : self.c], gb[:, self.c:]
+        return torch.addcmul(n + beta, n, gamma)
+
+
+class _FastBlock(nn.Module):
+    def __init__(self, blk, offset: int, nhidden: int):
+        super().__init__()
+        self.learned_shortcut = blk.learned_shortcut
+        names = ["norm_0", "norm_1"] + (["norm_s"] if blk.learned_shortcut else [])
+        self.norm_names = names
+        for i, n in enumerate(names):
+            setattr(self, n, _FastNorm(getattr(blk, n), slice(offset + i * nhidden, offset + (i + 1) * nhidden)))
+        for n in ("conv_0", "conv_1") + (("conv_s",) if blk.learned_shortcut else ()):
+            conv = getattr(blk, n)
+            self.register_buffer(f"{n}_w", _plain_weight(conv).contiguous(memory_format=torch.channels_last))
+            b = _bias(conv)
+            self.register_buffer(f"{n}_b", b if b is not None else None)
+
+    def forward(self, x: torch.Tensor, actv: torch.Tensor) -> torch.Tensor:
+        if self.learned_shortcut:
+            x_s = F.conv2d(self.norm_s(x, actv), self.conv_s_w, self.conv_s_b)
+        else:
+            x_s = x
+        dx = F.conv2d(F.leaky_relu(self.norm_0(x, actv), 0.2), self.conv_0_w, self.conv_0_b, padding=1)
+        dx = F.conv2d(F.leaky_relu(self.norm_1(dx, actv), 0.2), self.conv_1_w, self.conv_1_b, padding=1)
+        return x_s + dx
+
+
+class _SharedHidden(nn.Module):
+    """``relu(conv3x3(seg))`` for every SPADE at one resolution, in one operation."""
+
+    def __init__(self, convs: list[nn.Conv2d], n_onehot: int | None, gather: bool):
+        super().__init__()
+        w = torch.cat([c.weight.detach() for c in convs], 0)              # (O, C, 3, 3)
+        b = torch.cat([c.bias.detach() for c in convs], 0)
+        self.pad = convs[0].padding
+        self.register_buffer("b", b)
+        self.gather = gather and n_onehot is not None and w.shape[2:] == (3, 3)
+        if self.gather:
+            k = n_onehot
+            o = w.shape[0]
+            table = torch.zeros(9, k + 1, o)                                 # row k: the zero padding
+            table[:, :k] = w[:, :k].permute(2, 3, 1, 0).reshape(9, k, o)
+            self.register_buffer("table", table.reshape(9 * (k + 1), o))
+            self.k = k
+            rest = w[:, k:]
+            self.register_buffer("w_rest", rest.contiguous(memory_format=torch.channels_last)
+                                 if rest.shape[1] else None)
+        else:
+            self.register_buffer("w", w.contiguous(memory_format=torch.channels_last))
+
+    def forward(self, seg: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if not self.gather:
+            return F.relu(F.conv2d(seg, self.w, self.b, padding=self.pad))
+        bsz, h, w = labels.shape
+        lp = F.pad(labels, (1, 1, 1, 1), value=self.k)
+        # one bag of nine look-ups per pixel: tap i of the 3x3 window reads rows i*(k+1) + label
+        idx = torch.stack([lp[:, i // 3:i // 3 + h, i % 3:i % 3 + w] + i * (self.k + 1) for i in range(9)], -1)
+        acc = F.embedding_bag(idx.reshape(-1, 9), self.table, mode="sum").view(bsz, h, w, -1)
+        out = acc.permute(0, 3, 1, 2)                                        # NCHW view, channels_last strides
+        if self.w_rest is not None:
+            out = out + F.conv2d(seg[:, self.k:], self.w_rest, None, padding=self.pad)
+        return F.relu(out + self.b.view(1, -1, 1, 1))
+
+
+class FastSPADEGenerator(nn.Module):
+    """Drop-in replacement for a non-VAE or VAE :class:`SPADEGenerator` at inference."""
+
+    def __init__(self, ref: SPADEGenerator, n_onehot: int | None = None, gather: bool | None = None):
+        super().__init__()
+        cfg = ref.cfg
+        self.cfg = cfg
+        nh = cfg.nhidden
+        ups = cfg.num_upsampling_layers
+        order = ["head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3"] + (
+            ["up_4"] if ups == "most" else [])
+        lv = {"head_0": 0, "G_middle_0": 1, "G_middle_1": 1 if ups == "normal" else 2}
+        base = lv["G_middle_1"] + 1
+        for i, n in enumerate(order[3:]):
+            lv[n] = base + i
+        self.levels = lv
+        self.order = order
+        if gather is None:
+            gather = n_onehot is not None and n_onehot >= GATHER_MIN_CLASSES
+        shared = {}
+        offsets = {}
+        for n in order:
+            blk = getattr(ref, n)
+            norms = ["norm_0", "norm_1"] + (["norm_s"] if blk.learned_shortcut else [])
+            lst = shared.setdefault(lv[n], [])
+            offsets[n] = len(lst) * nh
+            lst.extend(getattr(blk, m).mlp_shared[0] for m in norms)
+        self.shared = nn.ModuleDict({str(k): _SharedHidden(v, n_onehot, gather) for k, v in shared.items()})
+        self.blocks = nn.ModuleDict({n: _FastBlock(getattr(ref, n), offsets[n], nh) for n in order})
+        if cfg.use_vae:
+            self.register_buffer("fc_w", ref.fc.weight.detach().clone())
+        else:
+            self.register_buffer("fc_w", ref.fc.weight.detach().contiguous(memory_format=torch.channels_last))
+        self.register_buffer("fc_b", ref.fc.bias.detach().clone())
+        self.register_buffer("img_w", ref.conv_img.weight.detach().contiguous(memory_format=torch.channels_last))
+        self.register_buffer("img_b", ref.conv_img.bias.detach().clone())
+        self.n_onehot = n_onehot
+        self.latent_size = ref.latent_size
+        self.eval()
+
+    @torch.inference_mode()
+    def forward(self, seg: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.cfg
+        seg = seg.contiguous(memory_format=torch.channels_last)
+        sh, sw = self.latent_size(seg.shape[2], seg.shape[3])
+        labels_full = seg[:, : self.n_onehot].argmax(1) if self.n_onehot else None
+        if cfg.use_vae:
+            if z is None:
+                z = torch.randn(seg.shape[0], cfg.z_dim, device=seg.device, dtype=seg.dtype)
+            x = F.linear(z, self.fc_w, self.fc_b).view(-1, 16 * cfg.ngf, sh, sw)
+        else:
+            x = F.conv2d(F.interpolate(seg, size=(sh, sw), mode="nearest"), self.fc_w, self.fc_b, padding=1)
+        x = x.contiguous(memory_format=torch.channels_last)
+        actv_cache: dict[int, torch.Tensor] = {}
+        prev_level = 0
+        for n in self.order:
+            level = self.levels[n]
+            if level != prev_level:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+                prev_level = level
+            if level not in actv_cache:
+                actv_cache.clear()      # lower resolutions are done with
+                h, w = x.shape[2], x.shape[3]
+                s = F.interpolate(seg, size=(h, w), mode="nearest") if (h, w) != seg.shape[2:] else seg
+                lab = None
+                if labels_full is not None:
+                    lab = (F.interpolate(labels_full[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()
+                           if (h, w) != seg.shape[2:] else labels_full)
+                actv_cache[level] = self.shared[str(level)](s, lab)
+            x = self.blocks[n](x, actv_cache[level])
+        x = F.conv2d(F.leaky_relu(x, 0.2), self.img_w, self.img_b, padding=1)
+        return torch.tanh(x).contiguous()

@@ -7,6 +7,9 @@
   every SPADE working at the same resolution (they all read the same label map) become one.
 - With many classes, the ``mlp_shared`` convolution over the one-hot map is computed as a gather:
   a 3x3 convolution of a one-hot map is the sum of nine table look-ups, K times fewer operations.
+- A SPADE's gamma and beta at a pixel depend only on the labels in its 5x5 neighbourhood. Where that
+  neighbourhood holds one class (and the pixel is 2 px inside the image), they are a per-class constant
+  read from a table; only pixels near label boundaries run the convolution ("sparse" levels).
 - channels_last memory format throughout.
 
 The reference stays the op-for-op official computation that the test vectors check (``--reference``).
@@ -47,26 +50,49 @@ class _FastNorm(nn.Module):
         self.batch = isinstance(pf, nn.BatchNorm2d)
         c = spade_mod.mlp_gamma.weight.shape[0]
         self.c = c
-        if self.batch:
-            scale = 1.0 / torch.sqrt(pf.running_var.detach() + pf.eps)
-            self.register_buffer("scale", scale.view(1, c, 1, 1))
-            self.register_buffer("shift", (-pf.running_mean.detach() * scale).view(1, c, 1, 1))
         self.eps = pf.eps
-        w = torch.cat([spade_mod.mlp_gamma.weight.detach(), spade_mod.mlp_beta.weight.detach()], 0)
-        b = torch.cat([spade_mod.mlp_gamma.bias.detach(), spade_mod.mlp_beta.bias.detach()], 0)
+        wg, bg = spade_mod.mlp_gamma.weight.detach(), spade_mod.mlp_gamma.bias.detach() + 1.0   # 1 + gamma
+        wb, bb = spade_mod.mlp_beta.weight.detach(), spade_mod.mlp_beta.bias.detach()
+        if self.batch:
+            # (x*s + t)*(1+gamma) + beta = x*(s*(1+gamma)) + (beta + t*(1+gamma)): both linear in the hidden
+            # activations, so the frozen statistics fold into the gamma/beta convolutions
+            sc = 1.0 / torch.sqrt(pf.running_var.detach() + pf.eps)
+            sh = -pf.running_mean.detach() * sc
+            wb, bb = wb + sh.view(-1, 1, 1, 1) * wg, bb + sh * bg
+            wg, bg = sc.view(-1, 1, 1, 1) * wg, sc * bg
+        w, b = torch.cat([wg, wb], 0), torch.cat([bg, bb], 0)
         self.register_buffer("w", w.contiguous(memory_format=torch.channels_last))
         self.register_buffer("b", b)
         self.pad = spade_mod.mlp_gamma.padding
         self.hidden = hidden_slice
+        nh = w.shape[1]
+        # boundary pixels: im2col rows (tap-major) times this matrix
+        self.register_buffer("wmat", w.permute(2, 3, 1, 0).reshape(9 * nh, 2 * c).contiguous()
+                             if w.shape[2:] == (3, 3) else None)
+        self.register_buffer("table", None)      # per-key constants, set by FastSPADEGenerator
 
-    def forward(self, x: torch.Tensor, actv: torch.Tensor) -> torch.Tensor:
-        if self.batch:
-            n = torch.addcmul(self.shift, x, self.scale)
+    def build_table(self, w_shared: torch.Tensor, b_shared: torch.Tensor, n_onehot: int) -> None:
+        """gamma|beta of a pixel whose 5x5 neighbourhood is one key (class, or class*2 + edge bit)."""
+        ws = w_shared[self.hidden].sum((2, 3))                        # (nh, C_in): 3x3 taps of one class
+        bs = b_shared[self.hidden]
+        pre = (ws[:, :n_onehot].T + bs)                                # (K, nh)
+        if ws.shape[1] == n_onehot + 1:                                # instance-edge channel: key = 2c + e
+            pre = torch.stack([pre, pre + ws[:, n_onehot]], 1).reshape(2 * n_onehot, -1)
+        act = F.relu(pre)
+        self.table = (act @ self.w.sum((2, 3)).T + self.b).contiguous()
+
+    def forward(self, x: torch.Tensor, ctx: "_LevelCtx") -> torch.Tensor:
+        n = x if self.batch else F.instance_norm(x, eps=self.eps)
+        if ctx.sparse and self.table is not None and self.wmat is not None:
+            gb_nhwc = F.embedding(ctx.key, self.table)                 # (B, H, W, 2C)
+            if ctx.bidx.numel():
+                cols = ctx.flat[:, self.hidden][ctx.rows].reshape(ctx.bidx.numel(), -1)
+                vals = torch.addmm(self.b, cols, self.wmat)
+                gb_nhwc.view(-1, 2 * self.c).index_copy_(0, ctx.bidx, vals)
+            gb = gb_nhwc.permute(0, 3, 1, 2)
         else:
-            n = F.instance_norm(x, eps=self.eps)
-        gb = F.conv2d(actv[:, self.hidden], self.w, self.b, padding=self.pad)
-        gamma, beta = gb[:, : self.c], gb[:, self.c:]
-        return torch.addcmul(n + beta, n, gamma)
+            gb = F.conv2d(ctx.actv[:, self.hidden], self.w, self.b, padding=self.pad)
+        return torch.addcmul(gb[:, self.c:], n, gb[:, : self.c])
 
 
 class _FastBlock(nn.Module):
@@ -83,14 +109,46 @@ class _FastBlock(nn.Module):
             b = _bias(conv)
             self.register_buffer(f"{n}_b", b if b is not None else None)
 
-    def forward(self, x: torch.Tensor, actv: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: "_LevelCtx") -> torch.Tensor:
         if self.learned_shortcut:
-            x_s = F.conv2d(self.norm_s(x, actv), self.conv_s_w, self.conv_s_b)
+            x_s = F.conv2d(self.norm_s(x, ctx), self.conv_s_w, self.conv_s_b)
         else:
             x_s = x
-        dx = F.conv2d(F.leaky_relu(self.norm_0(x, actv), 0.2), self.conv_0_w, self.conv_0_b, padding=1)
-        dx = F.conv2d(F.leaky_relu(self.norm_1(dx, actv), 0.2), self.conv_1_w, self.conv_1_b, padding=1)
+        dx = F.conv2d(F.leaky_relu(self.norm_0(x, ctx), 0.2), self.conv_0_w, self.conv_0_b, padding=1)
+        dx = F.conv2d(F.leaky_relu(self.norm_1(dx, ctx), 0.2), self.conv_1_w, self.conv_1_b, padding=1)
         return x_s + dx
+
+
+class _LevelCtx:
+    """What every SPADE at one resolution shares: hidden activations, the key map, boundary pixels."""
+
+    SPARSE_MAX_FRACTION = 0.85
+
+    def __init__(self, actv: torch.Tensor, key: torch.Tensor | None):
+        self.actv, self.key, self.sparse = actv, key, False
+        if key is None:
+            return
+        b, h, w = key.shape
+        if h < 5 or w < 5:
+            return
+        kf = key[:, None].float()
+        mx = F.max_pool2d(kf, 5, stride=1, padding=2)
+        mn = -F.max_pool2d(-kf, 5, stride=1, padding=2)
+        boundary = (mx != mn)[:, 0]
+        boundary[:, :2] = True
+        boundary[:, -2:] = True
+        boundary[:, :, :2] = True
+        boundary[:, :, -2:] = True
+        bidx = boundary.reshape(-1).nonzero()[:, 0]
+        if bidx.numel() > self.SPARSE_MAX_FRACTION * key.numel():
+            return
+        self.sparse, self.bidx = True, bidx
+        bi, r = bidx // (h * w), bidx % (h * w)
+        base = bi * (h + 2) * (w + 2) + (r // w) * (w + 2) + (r % w)
+        taps = torch.tensor([dy * (w + 2) + dx for dy in range(3) for dx in range(3)], device=key.device)
+        nhwc = F.pad(actv.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))      # zero padding, as the convs
+        self.flat = nhwc.reshape(-1, nhwc.shape[-1])                       # (B*(H+2)*(W+2), O)
+        self.rows = base[:, None] + taps[None, :]                          # (Nb, 9) im2col rows
 
 
 class _SharedHidden(nn.Module):
@@ -102,6 +160,7 @@ class _SharedHidden(nn.Module):
         b = torch.cat([c.bias.detach() for c in convs], 0)
         self.pad = convs[0].padding
         self.register_buffer("b", b)
+        self.w_full = w                                                      # for the per-key tables
         self.gather = gather and n_onehot is not None and w.shape[2:] == (3, 3)
         if self.gather:
             k = n_onehot
@@ -116,7 +175,7 @@ class _SharedHidden(nn.Module):
         else:
             self.register_buffer("w", w.contiguous(memory_format=torch.channels_last))
 
-    def forward(self, seg: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, seg: torch.Tensor | None, labels: torch.Tensor | None, rest: torch.Tensor | None) -> torch.Tensor:
         if not self.gather:
             return F.relu(F.conv2d(seg, self.w, self.b, padding=self.pad))
         bsz, h, w = labels.shape
@@ -126,14 +185,15 @@ class _SharedHidden(nn.Module):
         acc = F.embedding_bag(idx.reshape(-1, 9), self.table, mode="sum").view(bsz, h, w, -1)
         out = acc.permute(0, 3, 1, 2)                                        # NCHW view, channels_last strides
         if self.w_rest is not None:
-            out = out + F.conv2d(seg[:, self.k:], self.w_rest, None, padding=self.pad)
+            out = out + F.conv2d(rest, self.w_rest, None, padding=self.pad)
         return F.relu(out + self.b.view(1, -1, 1, 1))
 
 
 class FastSPADEGenerator(nn.Module):
     """Drop-in replacement for a non-VAE or VAE :class:`SPADEGenerator` at inference."""
 
-    def __init__(self, ref: SPADEGenerator, n_onehot: int | None = None, gather: bool | None = None):
+    def __init__(self, ref: SPADEGenerator, n_onehot: int | None = None, gather: bool | None = None,
+                 sparse: bool = True):
         super().__init__()
         cfg = ref.cfg
         self.cfg = cfg
@@ -167,6 +227,17 @@ class FastSPADEGenerator(nn.Module):
         self.register_buffer("img_w", ref.conv_img.weight.detach().contiguous(memory_format=torch.channels_last))
         self.register_buffer("img_b", ref.conv_img.bias.detach().clone())
         self.n_onehot = n_onehot
+        n_rest = ref.fc.weight.shape[1] - n_onehot if (n_onehot and not cfg.use_vae) else (
+            cfg.semantic_nc - n_onehot if n_onehot else 0)
+        # per-key tables need the extra channels to be at most one binary (instance edge) map
+        self.sparse = bool(sparse and n_onehot and n_rest in (0, 1))
+        if self.sparse:
+            for n in order:
+                sh_mod = self.shared[str(lv[n])]
+                for m in self.blocks[n].norm_names:
+                    getattr(self.blocks[n], m).build_table(sh_mod.w_full, sh_mod.b, n_onehot)
+        for sh_mod in self.shared.values():
+            del sh_mod.w_full
         self.latent_size = ref.latent_size
         self.eval()
 
@@ -175,7 +246,8 @@ class FastSPADEGenerator(nn.Module):
         cfg = self.cfg
         seg = seg.contiguous(memory_format=torch.channels_last)
         sh, sw = self.latent_size(seg.shape[2], seg.shape[3])
-        labels_full = seg[:, : self.n_onehot].argmax(1) if self.n_onehot else None
+        k = self.n_onehot
+        labels_full = seg[:, :k].argmax(1) if k else None
         if cfg.use_vae:
             if z is None:
                 z = torch.randn(seg.shape[0], cfg.z_dim, device=seg.device, dtype=seg.dtype)
@@ -183,22 +255,34 @@ class FastSPADEGenerator(nn.Module):
         else:
             x = F.conv2d(F.interpolate(seg, size=(sh, sw), mode="nearest"), self.fc_w, self.fc_b, padding=1)
         x = x.contiguous(memory_format=torch.channels_last)
-        actv_cache: dict[int, torch.Tensor] = {}
+        ctx_cache: dict[int, _LevelCtx] = {}
         prev_level = 0
         for n in self.order:
             level = self.levels[n]
             if level != prev_level:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
                 prev_level = level
-            if level not in actv_cache:
-                actv_cache.clear()      # lower resolutions are done with
-                h, w = x.shape[2], x.shape[3]
-                s = F.interpolate(seg, size=(h, w), mode="nearest") if (h, w) != seg.shape[2:] else seg
-                lab = None
-                if labels_full is not None:
-                    lab = (F.interpolate(labels_full[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()
-                           if (h, w) != seg.shape[2:] else labels_full)
-                actv_cache[level] = self.shared[str(level)](s, lab)
-            x = self.blocks[n](x, actv_cache[level])
+            if level not in ctx_cache:
+                ctx_cache.clear()       # lower resolutions are done with
+                ctx_cache[level] = self._level(seg, labels_full, x.shape[2], x.shape[3], level)
+            x = self.blocks[n](x, ctx_cache[level])
         x = F.conv2d(F.leaky_relu(x, 0.2), self.img_w, self.img_b, padding=1)
         return torch.tanh(x).contiguous()
+
+    def _level(self, seg, labels_full, h: int, w: int, level: int) -> _LevelCtx:
+        k = self.n_onehot
+        same = (h, w) == tuple(seg.shape[2:])
+        shared = self.shared[str(level)]
+        resize = (lambda t: t) if same else (lambda t: F.interpolate(t, size=(h, w), mode="nearest"))
+        lab = rest = s = None
+        if labels_full is not None:
+            lab = labels_full if same else resize(labels_full[:, None].float())[:, 0].long()
+            if seg.shape[1] > k:
+                rest = resize(seg[:, k:])
+        if not shared.gather:
+            s = resize(seg)
+        actv = shared(s, lab, rest)
+        key = None
+        if self.sparse:
+            key = lab if rest is None else lab * 2 + (rest[:, 0] > 0.5).long()
+        return _LevelCtx(actv, key)

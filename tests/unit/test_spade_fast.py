@@ -52,3 +52,33 @@ def test_generate_fast_and_reference_agree():
     a = generate(m, lab).astype(int)
     b = generate(m, lab, reference=True).astype(int)
     assert np.abs(a - b).max() <= 1
+
+
+@pytest.mark.parametrize("edge", [False, True])
+def test_sparse_boundary_path_is_exact(monkeypatch, edge):
+    """Force the table+boundary path at every level and compare with the reference."""
+    from engine.models import spade_fast
+
+    monkeypatch.setattr(spade_fast._LevelCtx, "SPARSE_MAX_FRACTION", 1.0)
+    seen = []
+    orig = spade_fast._LevelCtx.__init__
+
+    def spy(self, actv, key):
+        orig(self, actv, key)
+        seen.append(self.sparse)
+    monkeypatch.setattr(spade_fast._LevelCtx, "__init__", spy)
+    torch.manual_seed(1)
+    k = 30
+    g = SPADEGenerator(SpadeConfig(semantic_nc=k + (1 if edge else 0), ngf=4, nhidden=16))
+    lab = torch.nn.functional.interpolate(torch.randint(0, k, (2, 1, 4, 6)).float(), size=(64, 96)).long()
+    seg = semantics_tensor(lab, k, lab if edge else None)
+    g.train()
+    with torch.no_grad():
+        g(seg)
+    g.eval()
+    with torch.no_grad():
+        ref = g(seg)
+    fast = FastSPADEGenerator(g, n_onehot=k)
+    assert fast.sparse
+    out = fast(seg)
+    assert any(seen) and (out - ref).abs().max().item() <= 1e-4

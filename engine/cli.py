@@ -104,26 +104,18 @@ def _labels_for(args, model_labelset: str):
 def cmd_generate(args) -> int:
     from PIL import Image
 
-    from .cards import load_card, inspect_state_dict, read_state_dict
     from .devices import pick_device
     from .labels import save_image_atomic
-    from .registry import generate, load_model, resolve_model
+    from .registry import generate, load_model
 
-    path = resolve_model(args.model)
-    ls_name = (load_card(path) if path.is_dir() else inspect_state_dict(read_state_dict(path), path.name)).get("labelset")
-    if not ls_name and not args.labelset:
-        raise CLIError(f"{path.name}: label set unknown; pass --labelset")
-    labels, inst = _labels_for(args, ls_name)
-    card = load_card(path) if path.is_dir() else {}
-    if inst is not None and path.is_dir() and not card.get("instance_edge"):
-        print("semstudio: note: this model takes no instance map; -i is ignored", file=sys.stderr)
     try:
         device = pick_device(args.device)
     except RuntimeError as e:
         raise CLIError(str(e)) from None
-    model = load_model(path, device)
-    if args.labelset and args.labelset != model.labelset.name:
-        raise CLIError(f"model uses label set {model.labelset.name}, not {args.labelset}")
+    model = load_model(args.model, device, labelset=args.labelset)
+    labels, inst = _labels_for(args, model.labelset.name)
+    if inst is not None and not model.instance_edge:
+        print("semstudio: note: this model takes no instance map; -i is ignored", file=sys.stderr)
     img = generate(model, labels, inst, args.seed, args.size, reference=args.reference)
     out = Path(args.output)
     save_image_atomic(Image.fromarray(img), out)

@@ -68,7 +68,9 @@ class LoadedModel:
         return self
 
 
-def load_model(spec: str | Path | None, device=None) -> LoadedModel:
+def load_model(spec: str | Path | None, device=None, labelset: str | None = None) -> LoadedModel:
+    """Load a model folder or checkpoint. ``labelset`` names the label set of a checkpoint whose label
+    set cannot be inferred (a card's label set always wins; a mismatch is an error)."""
     import torch
 
     from .models import spade
@@ -87,8 +89,11 @@ def load_model(spec: str | Path | None, device=None) -> LoadedModel:
         name = path.stem
     if card["family"] != "spade":
         raise ModelError(f"{name}: family '{card['family']}' cannot generate yet")
-    if not card.get("labelset"):
-        raise ModelError(f"{name}: its label set is unknown; import it with a label set chosen")
+    if labelset and card.get("labelset") and labelset != card["labelset"]:
+        raise ModelError(f"{name} uses label set {card['labelset']}, not {labelset}")
+    card["labelset"] = card.get("labelset") or labelset
+    if not card["labelset"]:
+        raise ModelError(f"{name}: its label set cannot be inferred from the checkpoint; name one (--labelset)")
     ls = get_labelset(card["labelset"])
     cfg = spade.SpadeConfig.from_dict(card["options"])
     expected = ls.one_hot_channels + (1 if card.get("instance_edge") else 0)

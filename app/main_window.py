@@ -1,7 +1,6 @@
 """Main window: canvas, class palette, tools, Generate with a side-by-side result, live preview."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +63,7 @@ class MainWindow(QMainWindow):
         self.interactive_errors = interactive_errors
         self.last_error: str | None = None
         self.last_result = None
+        self._explicit_jobs: set[int] = set()
         self.doc = Document(parent=self)
         self.client = client or EngineClient()
         self.live = LiveScheduler(self.client, lambda: self.doc.labels.copy(), self.doc.labels_hash)
@@ -195,7 +195,8 @@ class MainWindow(QMainWindow):
         d.labels_changed.connect(lambda _r: self.live.poke())
         d.modified_changed.connect(lambda _m: self._update_title())
         self.client.result.connect(self._on_result)
-        self.client.error.connect(lambda msg: self.show_error("Generation failed", msg))
+        self.client.error.connect(self._on_error)
+        self.live.failed.connect(self._on_live_failed)
         self.client.event.connect(self._on_event)
 
     # ---- status ------------------------------------------------------------------------------
@@ -283,16 +284,27 @@ class MainWindow(QMainWindow):
     # ---- generation --------------------------------------------------------------------------
     def generate(self) -> int:
         self.status_job.setText("queued…")
-        self._t_generate = time.perf_counter()
-        return self.client.generate(self.doc.labels, model=self.model)
+        job = self.client.generate(self.doc.labels, model=self.model)
+        self._explicit_jobs.add(job)
+        return job
 
     def _on_result(self, ev, res) -> None:
+        self._explicit_jobs.discard(ev.job_id)
         self.last_result = res
         self.doc.set_result(res.image)
         self.result_view.set_image(res.image)
         self.status_job.setText(f"{res.model_name}: {res.size[0]}x{res.size[1]} in {res.seconds * 1000:.0f} ms "
                                 f"on {res.device}")
         self.generated.emit(res)
+
+    def _on_error(self, job_id: int, msg: str) -> None:
+        if job_id in self._explicit_jobs:
+            self._explicit_jobs.discard(job_id)
+            self.show_error("Generation failed", msg)
+
+    def _on_live_failed(self, msg: str) -> None:
+        self.actions_["live"].setChecked(False)
+        self.show_error("Live preview stopped", msg)
 
     def _toggle_result_layer(self, on: bool) -> None:
         self.canvas.show_result = on

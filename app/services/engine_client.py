@@ -18,7 +18,7 @@ from engine.worker import Worker
 class EngineClient(QObject):
     event = Signal(object)             # every engine Event
     result = Signal(object, object)    # (Event, GenerateResult) of generations
-    error = Signal(str)
+    error = Signal(int, str)           # (job id, one-line message)
     busy_changed = Signal(bool)
 
     def __init__(self, device: str = "auto", parent=None):
@@ -39,7 +39,7 @@ class EngineClient(QObject):
         if ev.kind == "result" and ev.request_kind == "GenerateRequest":
             self.result.emit(ev, ev.result)
         elif ev.kind == "error":
-            self.error.emit(ev.error or "unknown engine error")
+            self.error.emit(ev.job_id, ev.error or "unknown engine error")
         self.busy_changed.emit(bool(self._in_flight))
 
     def submit(self, req) -> int:
@@ -60,7 +60,12 @@ class EngineClient(QObject):
 
 
 class LiveScheduler(QObject):
-    """Debounced live preview: latest wins, unchanged input skipped, one job in flight."""
+    """Debounced live preview: latest wins, unchanged input skipped, one job in flight.
+
+    A failed live generation switches live mode off (``failed``) instead of failing again on every edit.
+    """
+
+    failed = Signal(str)
 
     def __init__(self, client: EngineClient, get_labels, get_hash, delay_ms: int = 250, parent=None):
         super().__init__(parent)
@@ -75,6 +80,9 @@ class LiveScheduler(QObject):
         self._job: int | None = None
         self._pending = False
         client.event.connect(self._on_event)
+
+    def owns(self, job_id: int) -> bool:
+        return job_id == self._job
 
     def set_enabled(self, on: bool) -> None:
         self.enabled = on
@@ -102,6 +110,11 @@ class LiveScheduler(QObject):
             self._job = None
             if ev.kind != "result":
                 self._last_hash = None
+            if ev.kind == "error":
+                self._pending = False
+                self.set_enabled(False)
+                self.failed.emit(ev.error or "unknown engine error")
+                return
             if self._pending:
                 self._pending = False
                 self._fire()

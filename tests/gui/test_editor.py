@@ -175,3 +175,24 @@ def test_photo_under_labels(win, qtbot, camvid):
     assert win.canvas._photo_img is not None and win.opacity_slider.value() == 50
     assert not win.open_photo(camvid / "README.md")
     assert win.doc.photo is not None                   # a failed open keeps the photo
+
+
+def test_failing_model_errors_once_and_stops_live(qtbot, tmp_path):
+    w = MainWindow(labels_path=demo_dir() / "scene_labels.png", model=str(tmp_path / "missing_model"),
+                   interactive_errors=False)
+    qtbot.addWidget(w)
+    try:
+        w.live._timer.setInterval(20)
+        w.actions_["live"].setChecked(True)
+        qtbot.waitUntil(lambda: not w.actions_["live"].isChecked(), timeout=20_000)
+        assert "missing_model" in w.last_error
+        w.last_error = None
+        w.doc.begin_stroke(5, 5, 3, 1)
+        w.doc.end_stroke()
+        qtbot.wait(200)
+        assert w.last_error is None                      # live is off: no new failures
+        w.actions_["generate"].trigger()
+        qtbot.waitUntil(lambda: w.last_error is not None, timeout=20_000)
+        assert "missing_model" in w.last_error
+    finally:
+        w.client.shutdown()

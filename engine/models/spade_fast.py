@@ -86,8 +86,7 @@ class _FastNorm(nn.Module):
         if ctx.sparse and self.table is not None and self.wmat is not None:
             gb_nhwc = F.embedding(ctx.key, self.table)                 # (B, H, W, 2C)
             if ctx.bidx.numel():
-                cols = ctx.flat[:, self.hidden][ctx.rows].reshape(ctx.bidx.numel(), -1)
-                vals = torch.addmm(self.b, cols, self.wmat)
+                vals = torch.addmm(self.b, ctx.cols(self.hidden), self.wmat)
                 gb_nhwc.view(-1, 2 * self.c).index_copy_(0, ctx.bidx, vals)
             gb = gb_nhwc.permute(0, 3, 1, 2)
         else:
@@ -146,9 +145,17 @@ class _LevelCtx:
         bi, r = bidx // (h * w), bidx % (h * w)
         base = bi * (h + 2) * (w + 2) + (r // w) * (w + 2) + (r % w)
         taps = torch.tensor([dy * (w + 2) + dx for dy in range(3) for dx in range(3)], device=key.device)
-        nhwc = F.pad(actv.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))      # zero padding, as the convs
-        self.flat = nhwc.reshape(-1, nhwc.shape[-1])                       # (B*(H+2)*(W+2), O)
         self.rows = base[:, None] + taps[None, :]                          # (Nb, 9) im2col rows
+        self._flat: dict[int, torch.Tensor] = {}
+
+    def cols(self, hidden: slice) -> torch.Tensor:
+        """im2col rows (Nb, 9*nh) of one SPADE's hidden activations at the boundary pixels."""
+        flat = self._flat.get(hidden.start)
+        if flat is None:
+            # that SPADE's channels, zero-padded like the convolution, as contiguous rows
+            nhwc = F.pad(self.actv[:, hidden].permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))
+            flat = self._flat[hidden.start] = nhwc.reshape(-1, nhwc.shape[-1])
+        return F.embedding(self.rows, flat).reshape(self.rows.shape[0], -1)
 
 
 class _SharedHidden(nn.Module):

@@ -5,17 +5,15 @@ import json
 import os
 from pathlib import Path
 
-from platformdirs import user_config_dir, user_data_dir
+from platformdirs import user_config_dir
+
+from engine.paths import user_models_dir  # noqa: F401  (re-exported for the app)
 
 APP = "SemanticStudio"
 
 
 def config_dir() -> Path:
     return Path(os.environ.get("SEMSTUDIO_CONFIG_DIR") or user_config_dir(APP, appauthor=False))
-
-
-def user_models_dir() -> Path:
-    return Path(os.environ.get("SEMSTUDIO_DATA_DIR") or user_data_dir(APP, appauthor=False)) / "models"
 
 
 class Settings:

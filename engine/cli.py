@@ -49,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list and inspect models")
     msub = m.add_subparsers(dest="models_cmd", parser_class=_Parser)
-    msub.add_parser("list", help="bundled models")
+    ml = msub.add_parser("list", help="bundled and imported models with their state")
+    ml.add_argument("--json", action="store_true")
+    mimp = msub.add_parser("import", help="copy a checkpoint or model folder into your models folder")
+    mimp.add_argument("file")
+    mimp.add_argument("--name")
+    mimp.add_argument("--labelset", help="label set, for checkpoints that do not imply one")
     mi = msub.add_parser("inspect", help="infer family, options and label set from a checkpoint")
     mi.add_argument("file")
     mi.add_argument("--json", action="store_true")
@@ -124,13 +129,24 @@ def cmd_generate(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .cards import inspect_file, load_card, make_card, read_state_dict, write_card
-    from .registry import list_bundled
+    from .cards import inspect_file, make_card, write_card
+    from .registry import catalog, import_model
 
     if args.models_cmd == "list":
-        for d in list_bundled():
-            c = load_card(d)
-            print(f"{c['name']:24s} {c['family']:8s} {c['labelset']:16s} {c['resolution'][0]}x{c['resolution'][1]}  {d}")
+        cat = catalog()
+        if args.json:
+            print(json.dumps(cat, indent=2))
+            return 0
+        for e in cat:
+            res = "x".join(str(v) for v in e.get("resolution") or []) or "-"
+            print(f"{e['name']:24s} {e['where']:7s} {e['state']:8s} {e.get('family') or '-':8s} "
+                  f"{e.get('labelset') or '-':16s} {res:9s} {e['path']}")
+            if e["detail"]:
+                print(f"{'':24s} {e['detail']}")
+        return 0
+    if args.models_cmd == "import":
+        dest = import_model(args.file, args.name, args.labelset)
+        print(f"imported {dest}")
         return 0
     if args.models_cmd == "inspect":
         info = inspect_file(args.file)

@@ -22,3 +22,13 @@ def bundled_models_dir() -> Path:
 
 def demo_dir() -> Path:
     return resources_dir() / "demo"
+
+
+def user_models_dir() -> Path:
+    """Where imported models live: the platform's user data folder (SEMSTUDIO_DATA_DIR overrides)."""
+    env = os.environ.get("SEMSTUDIO_DATA_DIR")
+    if env:
+        return Path(env) / "models"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("SemanticStudio", appauthor=False)) / "models"

@@ -9,14 +9,94 @@ import numpy as np
 
 from .cards import CARD_NAME, ModelError, inspect_state_dict, load_card, read_state_dict
 from .labels.labelsets import LabelSet, get_labelset
-from .paths import bundled_models_dir
+from .paths import bundled_models_dir, user_models_dir
 
 DEMO_MODEL = "camvid_spade_demo"
 
 
-def list_bundled() -> list[Path]:
-    root = bundled_models_dir()
-    return sorted(p for p in root.iterdir() if (p / CARD_NAME).exists()) if root.is_dir() else []
+def model_state(model_dir: Path) -> tuple[str, str]:
+    """(state, detail): ``ok``, ``missing`` (a file the card names is absent), ``mismatch`` (sha256
+    differs) or ``invalid`` (unreadable card)."""
+    from .cards import sha256_file
+
+    try:
+        card = load_card(model_dir)
+    except ModelError as e:
+        return ("missing" if "missing" in str(e) else "invalid"), str(e)
+    for role, f in card.get("files", {}).items():
+        if sha256_file(model_dir / f["path"]) != f["sha256"]:
+            return "mismatch", f"{f['path']} ({role}) differs from the sha256 in its card"
+    return "ok", ""
+
+
+def catalog() -> list[dict]:
+    """Every known model folder: bundled ones, then the user's imported ones."""
+    out = []
+    for where, root in (("bundled", bundled_models_dir()), ("user", user_models_dir())):
+        if not root.is_dir():
+            continue
+        for d in sorted(p for p in root.iterdir() if p.is_dir()):
+            state, detail = model_state(d)
+            entry = {"name": d.name, "where": where, "path": str(d), "state": state, "detail": detail}
+            if state != "invalid":
+                try:
+                    c = load_card(d) if state == "ok" or state == "mismatch" else {}
+                    entry.update(family=c.get("family"), labelset=c.get("labelset"), resolution=c.get("resolution"))
+                except ModelError:
+                    pass
+            out.append(entry)
+    return out
+
+
+def import_model(src: Path | str, name: str | None = None, labelset: str | None = None) -> Path:
+    """Copy a checkpoint (or model folder) into the user models folder with a card; returns the folder.
+
+    The checkpoint is inspected first, so a file of an unknown family or shape is refused before copying.
+    """
+    import shutil
+
+    from .cards import inspect_file, make_card, sha256_file, write_card
+
+    src = Path(src)
+    if not src.exists():
+        raise ModelError(f"{src}: no such file or folder")
+    name = name or (src.name if src.is_dir() else src.stem)
+    dest = user_models_dir() / name
+    if dest.exists():
+        raise ModelError(f"a model named '{name}' is already imported ({dest})")
+    if src.is_dir():
+        load_card(src, verify=True)
+        tmp = dest.with_name(dest.name + ".importing")
+        shutil.copytree(src, tmp)
+        tmp.rename(dest)
+        return dest
+    info = inspect_file(src)
+    if labelset:
+        info["labelset"] = labelset
+    if not info.get("labelset"):
+        raise ModelError(f"{src.name}: its label set cannot be inferred; name one (--labelset)")
+    ls = get_labelset(info["labelset"])
+    need = ls.one_hot_channels + (1 if info.get("instance_edge") else 0)
+    have = info["options"]["semantic_nc"]
+    if need != have:
+        what = f"{ls.num_classes} classes" + (" + void" if ls.void_index is not None else "") + (
+            " + instance edge" if info.get("instance_edge") else "")
+        raise ModelError(f"{src.name}: label set {ls.name} needs {need} input channels ({what}); "
+                         f"this file has {have}")
+    tmp = dest.with_name(dest.name + ".importing")
+    tmp.mkdir(parents=True)
+    try:
+        target = tmp / ("generator" + src.suffix)
+        shutil.copy2(src, target)
+        if sha256_file(target) != info["sha256"]:
+            raise ModelError(f"{src.name}: copy differs from the source (disk error?)")
+        card = make_card(name, info, {"generator": target}, title=name, imported_from=str(src))
+        write_card(tmp, card)
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
 
 
 def demo_model_dir() -> Path:
@@ -33,9 +113,10 @@ def resolve_model(spec: str | Path | None) -> Path:
     p = Path(spec)
     if p.exists():
         return p
-    bundled = bundled_models_dir() / str(spec)
-    if (bundled / CARD_NAME).exists():
-        return bundled
+    for root in (bundled_models_dir(), user_models_dir()):
+        cand = root / str(spec)
+        if (cand / CARD_NAME).exists():
+            return cand
     raise ModelError(f"{spec}: no such model file, folder or bundled model")
 
 

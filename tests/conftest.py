@@ -14,6 +14,7 @@ SHARED = Path(os.environ.get("SEMSTUDIO_SHARED", ROOT.parent / "shared"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # never read or write the user's real settings
 os.environ["SEMSTUDIO_CONFIG_DIR"] = __import__("tempfile").mkdtemp(prefix="semstudio-config-")
+os.environ["SEMSTUDIO_DATA_DIR"] = __import__("tempfile").mkdtemp(prefix="semstudio-data-")
 
 
 def _need(p: Path) -> Path:

@@ -92,3 +92,51 @@ def test_train_cli_smoke_and_resume(tiny_camvid, tmp_path):
                  "--export", str(tmp_path / "m")]) == 0
     assert load_card(tmp_path / "m")["training"]["steps"] == 2
     assert main(["train", "spade", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2")]) == 2
+
+
+def test_models_import_and_states(tmp_path, capsys, vectors):
+    import shutil
+
+    import torch
+
+    from engine.paths import user_models_dir
+
+    from safetensors.torch import load_file
+
+    # an official-style .pth (plain state_dict) of a SPADE generator with no label set implied
+    d = torch.load(vectors / "spade_ade_like_most_ngf2.pt", weights_only=True)
+    odd = tmp_path / "ade_tiny.pth"
+    torch.save(d["state_dict"], odd)
+    assert main(["models", "import", str(odd)]) == 2                  # 5 channels: no label set implied
+    assert "label set" in capsys.readouterr().err
+    assert main(["models", "import", str(odd), "--labelset", "camvid_11"]) == 2
+    assert "needs 12 input channels (11 classes + void); this file has 5" in capsys.readouterr().err
+    # the demo generator saved as a bare .pth: 12 channels imply CamVid
+    pth = tmp_path / "demo_copy.pth"
+    torch.save(load_file(str(demo_model_dir() / "generator.safetensors")), pth)
+    assert main(["models", "import", str(pth), "--name", "x"]) == 0
+    capsys.readouterr()
+    dest = user_models_dir() / "x"
+    assert (dest / "card.json").exists() and (dest / "generator.pth").exists()
+    assert main(["models", "import", str(pth), "--name", "x"]) == 2   # the name is taken
+    capsys.readouterr()
+    out = tmp_path / "x.png"
+    assert main(["generate", "--demo", "-m", "x", "-o", str(out)]) == 0   # imported models resolve by name
+    capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    cat = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    assert cat["camvid_spade_demo"]["state"] == "ok" and cat["camvid_spade_demo"]["where"] == "bundled"
+    assert cat["x"]["state"] == "ok" and cat["x"]["where"] == "user"
+    data = bytearray((dest / "generator.pth").read_bytes())
+    data[100] ^= 1
+    (dest / "generator.pth").write_bytes(bytes(data))
+    assert main(["models", "list", "--json"]) == 0
+    assert {e["name"]: e for e in json.loads(capsys.readouterr().out)}["x"]["state"] == "mismatch"
+    (dest / "generator.pth").unlink()
+    assert main(["models", "list", "--json"]) == 0
+    assert {e["name"]: e for e in json.loads(capsys.readouterr().out)}["x"]["state"] == "missing"
+    shutil.rmtree(dest)
+    bad = tmp_path / "junk.pth"
+    torch.save({"a.weight": torch.zeros(3)}, bad)
+    assert main(["models", "import", str(bad)]) == 2
+    assert "not a recognised generator" in capsys.readouterr().err

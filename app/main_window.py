@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QActionGroup, QImage, QPixmap
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSizePolicy, QSlider,
-                               QSpinBox, QSplitter, QToolBar, QUndoView, QWidget, QVBoxLayout)
+                               QSpinBox, QSplitter, QToolBar, QUndoView)
 
 from engine.labels import LabelIOError, save_image_atomic
 

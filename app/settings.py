@@ -7,8 +7,6 @@ from pathlib import Path
 
 from platformdirs import user_config_dir
 
-from engine.paths import user_models_dir  # noqa: F401  (re-exported for the app)
-
 APP = "SemanticStudio"
 
 

@@ -7,7 +7,7 @@ configuration is data (:class:`SpadeConfig`) and can be inferred from a ``state_
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Mapping
 
 import torch

@@ -1,7 +1,6 @@
 """Export a training run's generator as a model folder: safetensors weights plus a model card."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch

@@ -1,7 +1,7 @@
 """The editor driven as a user would, offscreen (pytest-qt)."""
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, Qt
 
 from app.main_window import MainWindow
 from engine.paths import demo_dir

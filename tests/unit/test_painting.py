@@ -30,7 +30,6 @@ def test_stroke_patch_undo_restores_exactly():
     lab = rng.integers(0, 12, size=(300, 400)).astype(np.uint8)
     orig = lab.copy()
     snap = TileSnapshot(lab)
-    r = None
     pts = [(10, 10), (200, 150), (390, 290)]
     for a, b in zip(pts, pts[1:]):
         stroke_segment(lab, a, b, 15, 11, before=snap.capture)

@@ -23,6 +23,16 @@ def test_fast_path_matches_vectors(vectors, name, ups, k, gather):
     assert (out - d["output"]).abs().max().item() <= 1e-5
 
 
+def _calibrated_reference(g, seg):
+    """BN statistics from one train-mode forward (as the official vectors do), then the eval output."""
+    g.train()
+    with torch.no_grad():
+        g(seg)
+    g.eval()
+    with torch.no_grad():
+        return g(seg)
+
+
 def test_fast_path_matches_reference_on_full_size_coco(manifests):
     """Full-size coco generator (random weights, BN statistics calibrated like the vectors')."""
     m = json.loads((manifests / "spade_coco.json").read_text())
@@ -31,12 +41,7 @@ def test_fast_path_matches_reference_on_full_size_coco(manifests):
     lab = torch.randint(0, 183, (1, 1, 8, 8))
     lab = torch.nn.functional.interpolate(lab.float(), size=(64, 64)).long()     # blocky, like real maps
     seg = semantics_tensor(lab, 183, lab)
-    g.train()
-    with torch.no_grad():
-        g(seg)
-    g.eval()
-    with torch.no_grad():
-        ref = g(seg)
+    ref = _calibrated_reference(g, seg)
     for gather in (False, True):
         out = FastSPADEGenerator(g, n_onehot=183, gather=gather)(seg)
         assert (out - ref).abs().max().item() <= 1e-4
@@ -72,12 +77,7 @@ def test_sparse_boundary_path_is_exact(monkeypatch, edge):
     g = SPADEGenerator(SpadeConfig(semantic_nc=k + (1 if edge else 0), ngf=4, nhidden=16))
     lab = torch.nn.functional.interpolate(torch.randint(0, k, (2, 1, 4, 6)).float(), size=(64, 96)).long()
     seg = semantics_tensor(lab, k, lab if edge else None)
-    g.train()
-    with torch.no_grad():
-        g(seg)
-    g.eval()
-    with torch.no_grad():
-        ref = g(seg)
+    ref = _calibrated_reference(g, seg)
     fast = FastSPADEGenerator(g, n_onehot=k)
     assert fast.sparse
     out = fast(seg)

@@ -1,4 +1,3 @@
-import json
 
 import numpy as np
 import pytest
@@ -72,7 +71,7 @@ def test_bad_samples_are_reported_or_stop(tiny_camvid, tmp_path):
 def test_export_writes_safetensors_and_card(tiny_camvid, tmp_path):
     tr = SpadeTrainer(_cfg(tiny_camvid, steps=1), tmp_path / "run", log=lambda m: None)
     tr.fit()
-    card = export_run(tmp_path / "run", tmp_path / "model", "tiny")
+    export_run(tmp_path / "run", tmp_path / "model", "tiny")
     c = load_card(tmp_path / "model", verify=True)
     assert c["family"] == "spade" and c["labelset"] == "camvid_11" and c["resolution"] == [64, 32]
     f = c["files"]["generator"]

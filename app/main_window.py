@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
         self._explicit_jobs: set[int] = set()
         self.doc = Document(parent=self)
         self.client = client or EngineClient()
-        self.live = LiveScheduler(self.client, lambda: self.doc.labels.copy(), self.doc.labels_hash)
+        self.live = LiveScheduler(self.client, lambda: self.doc.labels, self.doc.labels_hash)
         self.live.model = model
         self.canvas = CanvasView(self.doc)
         self.result_view = ResultView()

@@ -163,7 +163,22 @@ def write_card(model_dir: Path | str, card: Mapping) -> Path:
     return p
 
 
-def load_card(model_dir: Path | str, verify: bool = False) -> dict:
+def file_problems(model_dir: Path | str, card: Mapping, verify: bool = True) -> list[tuple[str, str]]:
+    """``(state, message)`` for each file of the card that is ``missing`` or (with ``verify``) a
+    sha256 ``mismatch``; empty when all is well."""
+    model_dir = Path(model_dir)
+    out = []
+    for role, f in card.get("files", {}).items():
+        fp = model_dir / f["path"]
+        if not fp.exists():
+            out.append(("missing", f"{model_dir.name}: file '{f['path']}' ({role}) named by the card is missing"))
+        elif verify and sha256_file(fp) != f["sha256"]:
+            out.append(("mismatch", f"{model_dir.name}: '{f['path']}' does not match the sha256 in its card"))
+    return out
+
+
+def read_card(model_dir: Path | str) -> dict:
+    """The card's JSON, checked to be a Semantic Studio card; its files are not looked at."""
     model_dir = Path(model_dir)
     p = model_dir / CARD_NAME
     if not p.exists():
@@ -174,10 +189,13 @@ def load_card(model_dir: Path | str, verify: bool = False) -> dict:
         raise ModelError(f"{p}: unreadable model card ({e})") from None
     if card.get("format") != CARD_FORMAT:
         raise ModelError(f"{p}: not a Semantic Studio model card")
-    for role, f in card.get("files", {}).items():
-        fp = model_dir / f["path"]
-        if not fp.exists():
-            raise ModelError(f"{model_dir.name}: file '{f['path']}' ({role}) named by the card is missing")
-        if verify and sha256_file(fp) != f["sha256"]:
-            raise ModelError(f"{model_dir.name}: '{f['path']}' does not match the sha256 in its card")
+    return card
+
+
+def load_card(model_dir: Path | str, verify: bool = False) -> dict:
+    """Read a card and check its files exist (and, with ``verify``, their sha256)."""
+    card = read_card(model_dir)
+    problems = file_problems(model_dir, card, verify)
+    if problems:
+        raise ModelError(problems[0][1])
     return card

@@ -14,36 +14,27 @@ from .paths import bundled_models_dir, user_models_dir
 DEMO_MODEL = "camvid_spade_demo"
 
 
-def model_state(model_dir: Path) -> tuple[str, str]:
-    """(state, detail): ``ok``, ``missing`` (a file the card names is absent), ``mismatch`` (sha256
-    differs) or ``invalid`` (unreadable card)."""
-    from .cards import sha256_file
-
-    try:
-        card = load_card(model_dir)
-    except ModelError as e:
-        return ("missing" if "missing" in str(e) else "invalid"), str(e)
-    for role, f in card.get("files", {}).items():
-        if sha256_file(model_dir / f["path"]) != f["sha256"]:
-            return "mismatch", f"{f['path']} ({role}) differs from the sha256 in its card"
-    return "ok", ""
-
-
 def catalog() -> list[dict]:
-    """Every known model folder: bundled ones, then the user's imported ones."""
+    """Every known model folder, bundled then imported, with its state: ``ok``, ``missing`` (a file the
+    card names is absent), ``mismatch`` (sha256 differs) or ``invalid`` (unreadable card)."""
+    from .cards import file_problems, read_card
+
     out = []
     for where, root in (("bundled", bundled_models_dir()), ("user", user_models_dir())):
         if not root.is_dir():
             continue
         for d in sorted(p for p in root.iterdir() if p.is_dir()):
-            state, detail = model_state(d)
-            entry = {"name": d.name, "where": where, "path": str(d), "state": state, "detail": detail}
-            if state != "invalid":
-                try:
-                    c = load_card(d) if state == "ok" or state == "mismatch" else {}
-                    entry.update(family=c.get("family"), labelset=c.get("labelset"), resolution=c.get("resolution"))
-                except ModelError:
-                    pass
+            entry = {"name": d.name, "where": where, "path": str(d), "state": "ok", "detail": ""}
+            try:
+                card = read_card(d)
+            except ModelError as e:
+                entry.update(state="invalid", detail=str(e))
+            else:
+                problems = file_problems(d, card)
+                if problems:
+                    entry.update(state=problems[0][0], detail=problems[0][1])
+                entry.update(family=card.get("family"), labelset=card.get("labelset"),
+                             resolution=card.get("resolution"))
             out.append(entry)
     return out
 

@@ -46,6 +46,7 @@ class EngineClient(QObject):
         return self.worker.submit(req)
 
     def generate(self, labels, model=None, seed=None, size=None, live=False) -> int:
+        """Queue a generation of a snapshot of ``labels`` (copied here, once)."""
         return self.submit(GenerateRequest(labels=labels.copy(), model=model, seed=seed, size=size,
                                            replace_key="live" if live else None))
 

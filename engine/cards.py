@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,19 +34,7 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-# Official SPADE presets, keyed by generator input channels: what shapes alone cannot tell.
-SPADE_PRESETS = {
-    184: {"preset": "coco", "labelset": "coco_stuff_182", "instance_edge": True, "num_upsampling_layers": "normal",
-          "resolution": [256, 256]},
-    151: {"preset": "ade20k", "labelset": "ade20k_150", "instance_edge": False, "num_upsampling_layers": "normal",
-          "resolution": [256, 256]},
-    36: {"preset": "cityscapes", "labelset": "cityscapes_35", "instance_edge": True, "num_upsampling_layers": "more",
-         "resolution": [512, 256]},
-    12: {"preset": "camvid", "labelset": "camvid_11", "instance_edge": False, "num_upsampling_layers": "normal",
-         "resolution": [256, 192]},
-    13: {"preset": "camvid+instances", "labelset": "camvid_11", "instance_edge": True,
-         "num_upsampling_layers": "normal", "resolution": [256, 192]},
-}
+from .presets import SPADE as SPADE_PRESETS  # noqa: E402  (re-exported: generator input channels -> preset)
 
 
 def read_state_dict(path: Path | str) -> dict:
@@ -84,64 +73,201 @@ def read_state_dict(path: Path | str) -> dict:
 
 
 FAMILY_NAMES = {"spade": "SPADE", "groupdnet": "GroupDNet (SMIS)", "pix2pixhd": "pix2pixHD",
-                "photowct": "PhotoWCT"}
+                "photowct": "PhotoWCT", "spade_encoder": "SPADE style encoder",
+                "smis_encoder": "GroupDNet (SMIS) training encoder", "pix2pixhd_encoder": "pix2pixHD feature encoder"}
+GENERATOR_FAMILIES = ("spade", "groupdnet", "pix2pixhd")
 
 
 def detect_family(sd: Mapping[str, Any]) -> str | None:
-    """Which network family a state_dict belongs to, from key names and shapes."""
-    from .models import spade
+    """Which network a state_dict belongs to, from key names and shapes."""
+    from .models import groupdnet, pix2pixhd, spade
 
+    if groupdnet.is_groupdnet_generator(sd):
+        return "groupdnet"
     if spade.is_spade_generator(sd):
-        fc = tuple(sd["fc.weight"].shape)
-        mlp_in = int(sd["head_0.norm_0.mlp_shared.0.weight"].shape[1])
-        # GroupDNet's fc and SPADE mlps are grouped convs (per-class groups): input widths disagree
-        return "spade" if len(fc) == 2 or fc[1] == mlp_in else "groupdnet"
-    if "model.1.weight" in sd or any(k.startswith("model1_1.") for k in sd):
+        return "spade"
+    if pix2pixhd.is_pix2pixhd_generator(sd) or any(k.startswith("model1_1.") for k in sd):
         return "pix2pixhd"
-    if "e1.conv0.weight" in sd:
+    if pix2pixhd.is_pix2pixhd_encoder(sd):
+        return "pix2pixhd_encoder"
+    if "fc_mu.weight" in sd and ("layer1.0.weight_orig" in sd or "layer1.0.weight" in sd):
+        return "spade_encoder" if sd["fc_mu.weight"].dim() == 2 else "smis_encoder"
+    if "e1.conv0.weight" in sd or any(k.startswith("e1.") for k in sd):
         return "photowct"
     return None
 
 
-def inspect_state_dict(sd: Mapping[str, Any], name: str = "checkpoint") -> dict:
-    """Family, options, label set and resolution inferred from a generator state_dict."""
-    from .models import spade
+def _count(sd: Mapping) -> dict:
+    return {"num_tensors": len(sd),
+            "num_parameters": int(sum(int(v.numel()) for k, v in sd.items() if not k.endswith("num_batches_tracked")))}
 
+
+def _capabilities(**kw) -> dict:
+    caps = {"instances": False, "style_image": False, "per_class_style": False, "per_instance_style": False,
+            "text": False, "video": False, "multimodal": False, "tiling": False}
+    caps.update(kw)
+    return caps
+
+
+def _inspect_spade(sd: Mapping) -> dict:
+    from .models import spade
+    from .presets import spade_official
+
+    nc = int(sd["head_0.norm_0.mlp_shared.0.weight"].shape[1])
+    preset = SPADE_PRESETS.get(nc)
+    hint = preset["official"]["num_upsampling_layers"] if preset else None
+    res = preset["resolution"] if preset else None
+    cfg = spade.infer_config(sd, hint_upsampling=hint, image_hw=(res[1], res[0]) if res else None)
+    if res is None:
+        f = 2 ** cfg.n_up
+        res = [cfg.latent_hw[1] * f, cfg.latent_hw[0] * f] if cfg.latent_hw else [256, 256]
+    out = {"family": "spade", "role": "generator", "options": cfg.to_dict(),
+           "official_options": spade_official(cfg, preset),
+           "labelset": preset["labelset"] if preset else None,
+           "instance_edge": preset["instance_edge"] if preset else False,
+           "resolution": res, "preset": preset["preset"] if preset else None,
+           "capabilities": _capabilities(instances=bool(preset and preset["instance_edge"]),
+                                         style_image=cfg.use_vae, multimodal=cfg.use_vae), **_count(sd)}
+    if preset is None:
+        out["warnings"] = [f"{nc} input channels match no known label set; choose one when importing"]
+    return out
+
+
+def _inspect_groupdnet(sd: Mapping) -> dict:
+    from .models import groupdnet
+    from .presets import GROUPDNET, groupdnet_official
+
+    cfg = groupdnet.infer_config(sd)
+    preset = GROUPDNET.get((cfg.variant, cfg.num_classes))
+    if preset:
+        cfg.num_upsampling_layers = preset["official"]["num_upsampling_layers"]
+        h, w = preset["resolution"][1], preset["resolution"][0]
+        f = 2 ** cfg.n_up
+        cfg.latent_hw = (h // f, w // f)
+    hh, ww = cfg.native_hw()
+    out = {"family": "groupdnet", "role": "generator", "options": cfg.to_dict(),
+           "official_options": groupdnet_official(cfg, preset),
+           "labelset": preset["labelset"] if preset else None, "instance_edge": cfg.instance_edge,
+           "resolution": [ww, hh], "preset": preset["preset"] if preset else None,
+           "capabilities": _capabilities(instances=cfg.instance_edge, per_class_style=True, multimodal=True),
+           **_count(sd)}
+    if preset is None:
+        out["warnings"] = [f"a {cfg.variant}-style GroupDNet with {cfg.num_classes} classes matches no official "
+                           "label set; choose one when importing"]
+    return out
+
+
+def _inspect_pix2pixhd(sd: Mapping) -> dict:
+    from .models import pix2pixhd
+    from .presets import PIX2PIXHD, PIX2PIXHD_LABELSET, pix2pixhd_official
+
+    try:
+        cfg = pix2pixhd.infer_config(sd)
+    except (KeyError, ValueError, IndexError) as e:
+        raise ModelError(f"pix2pixHD-like keys but an incomplete generator ({e})") from None
+    preset = PIX2PIXHD.get((cfg.netG, cfg.input_nc))
+    if preset and preset["feat"]:
+        cfg.feat_num = 3
+    out = {"family": "pix2pixhd", "role": "generator", "options": cfg.to_dict(),
+           "official_options": pix2pixhd_official(cfg, preset),
+           "labelset": PIX2PIXHD_LABELSET if preset else None, "instance_edge": True,
+           "resolution": preset["resolution"] if preset else [1024, 512] if cfg.netG == "global" else [2048, 1024],
+           "preset": preset["preset"] if preset else None,
+           "capabilities": _capabilities(instances=True, per_instance_style=cfg.feat_num > 0,
+                                         multimodal=cfg.feat_num > 0, tiling=True), **_count(sd)}
+    if preset is None:
+        out["warnings"] = [f"{cfg.input_nc} input channels match no official pix2pixHD preset (36 = 35 Cityscapes "
+                           "classes + instance edge, 39 = the same + 3 instance features); choose a label set"]
+    return out
+
+
+def _inspect_encoder(sd: Mapping, family: str) -> dict:
+    from .models import pix2pixhd, spade
+
+    if family == "pix2pixhd_encoder":
+        opts = pix2pixhd.infer_encoder(sd)
+    elif family == "spade_encoder":
+        opts = spade.infer_encoder_config(sd)
+    else:
+        opts = {}
+    return {"family": family, "role": "encoder", "options": opts, "labelset": None, "resolution": None,
+            "capabilities": {}, "notes": ["an encoder: place it beside its generator as *_net_E.pth "
+                                          "(or name it in the model card) to use it"], **_count(sd)}
+
+
+def inspect_state_dict(sd: Mapping[str, Any], name: str = "checkpoint") -> dict:
+    """Family, options (ours and the official names), label set and resolution inferred from a state_dict."""
     family = detect_family(sd)
-    if family is not None and family != "spade":
-        raise ModelError(f"{name}: a {FAMILY_NAMES[family]} checkpoint; this version loads SPADE generators only")
     if family == "spade":
-        nc = int(sd["head_0.norm_0.mlp_shared.0.weight"].shape[1])
-        preset = SPADE_PRESETS.get(nc)
-        hint = preset["num_upsampling_layers"] if preset else None
-        res = preset["resolution"] if preset else None
-        cfg = spade.infer_config(sd, hint_upsampling=hint, image_hw=(res[1], res[0]) if res else None)
-        if res is None:
-            f = 2 ** cfg.n_up
-            res = [cfg.latent_hw[1] * f, cfg.latent_hw[0] * f] if cfg.latent_hw else [256, 256]
-        out = {"family": "spade", "options": cfg.to_dict(), "labelset": preset["labelset"] if preset else None,
-               "instance_edge": preset["instance_edge"] if preset else False,
-               "resolution": res, "preset": preset["preset"] if preset else None,
-               "capabilities": {"instances": bool(preset and preset["instance_edge"]),
-                                "style_image": cfg.use_vae, "per_class_style": False, "text": False,
-                                "video": False, "multimodal": cfg.use_vae},
-               "num_tensors": len(sd), "num_parameters": int(sum(int(v.numel()) for k, v in sd.items()
-                                                                 if not k.endswith("num_batches_tracked")))}
-        if preset is None:
-            out["warnings"] = [f"{nc} input channels match no known label set; choose one when importing"]
-        return out
-    raise ModelError(f"{name}: not a recognised generator (known families: spade)")
+        return _inspect_spade(sd)
+    if family == "groupdnet":
+        return _inspect_groupdnet(sd)
+    if family == "pix2pixhd":
+        try:
+            return _inspect_pix2pixhd(sd)
+        except ModelError as e:
+            raise ModelError(f"{name}: {e}") from None
+    if family in ("pix2pixhd_encoder", "spade_encoder", "smis_encoder"):
+        return _inspect_encoder(sd, family)
+    if family == "photowct":
+        raise ModelError(f"{name}: a PhotoWCT stylization network, not a generator (it belongs to photo "
+                         "restyling, which loads its own weights)")
+    sample = ", ".join(sorted(sd)[:3])
+    raise ModelError(f"{name}: not a recognised network (keys like {sample}); known: SPADE and GroupDNet "
+                     "generators (fc.weight, head_0.*), pix2pixHD generators (model.*, model1_1.*) and their "
+                     "encoders")
+
+
+def sibling(path: Path, role: str) -> Path | None:
+    """The official layout keeps a model's networks side by side: ``<epoch>_net_G.pth`` beside
+    ``<epoch>_net_E.pth``. Returns the file of ``role`` ('G' or 'E') beside ``path``, if any."""
+    m = re.match(r"^(.*_net_)([GE])(\.[A-Za-z]+)$", path.name)
+    if not m:
+        return None
+    cand = path.with_name(f"{m.group(1)}{role}{m.group(3)}")
+    return cand if cand.exists() and cand != path else None
 
 
 def inspect_file(path: Path | str) -> dict:
+    """Inspect a checkpoint (or a model folder's card). An encoder is reported together with the
+    generator beside it; a generator with its encoder, when one is there."""
     path = Path(path)
     if path.is_dir():
         return load_card(path)
     info = inspect_state_dict(read_state_dict(path), path.name)
+    if info.get("role") == "encoder":
+        g = sibling(path, "G")
+        if g is None:
+            info.update(file=str(path), sha256=sha256_file(path), bytes=path.stat().st_size)
+            return info
+        enc_path, path = path, g
+        info = inspect_state_dict(read_state_dict(g), g.name)
+    else:
+        enc_path = sibling(path, "E")
     info["file"] = str(path)
     info["sha256"] = sha256_file(path)
     info["bytes"] = path.stat().st_size
+    if enc_path is not None:
+        enc = inspect_state_dict(read_state_dict(enc_path), enc_path.name)
+        expected = {"spade": "spade_encoder", "pix2pixhd": "pix2pixhd_encoder", "groupdnet": "smis_encoder"}
+        if enc.get("role") == "encoder" and enc["family"] == expected[info["family"]]:
+            info["encoder"] = {"file": str(enc_path), "sha256": sha256_file(enc_path),
+                               "bytes": enc_path.stat().st_size, "family": enc["family"], "options": enc["options"]}
+            _merge_encoder_options(info, enc)
+    if re.match(r"^.*_net_G\.pth$", path.name) and "official_options" in info:
+        info["official_options"]["name"] = path.parent.name   # official layout: checkpoints/<name>/
     return info
+
+
+def _merge_encoder_options(info: dict, enc: dict) -> None:
+    eo, oo = enc["options"], info.get("official_options", {})
+    if enc["family"] == "pix2pixhd_encoder":
+        oo.update(nef=eo["ngf"], n_downsample_E=eo["n_downsampling"])
+        info["options"]["feat_num"] = eo["output_nc"]
+        info["capabilities"]["style_image"] = True
+    elif enc["family"] == "spade_encoder":
+        info["options"].update(nef=eo["nef"], encoder_layer6=eo["encoder_layer6"])
+        info["capabilities"]["style_image"] = info["options"].get("use_vae", False)
 
 
 def make_card(name: str, info: Mapping, files: Mapping[str, Path], **extra) -> dict:

@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     g.add_argument("--reference", action="store_true",
                    help="op-for-op official computation instead of the fast path (same result to ~1e-6)")
+    g.add_argument("--style", help="style photo: SPADE VAE models (with their encoder) and pix2pixHD "
+                   "instance-feature models take their look from it")
+    g.add_argument("--class-style", action="append", default=[], metavar="CLASS=SEED[:T]",
+                   help="GroupDNet: restyle one class with a code drawn from SEED, mixed by T (0..1, default 1); "
+                        "repeatable")
+    g.add_argument("--instance-cluster", action="append", default=[], metavar="ID=K",
+                   help="pix2pixHD feature models: give instance ID the style of its class's cluster K; repeatable")
     g.add_argument("-o", "--output", required=True, help="output PNG")
 
     m = sub.add_parser("models", help="list and inspect models")
@@ -58,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     mi = msub.add_parser("inspect", help="infer family, options and label set from a checkpoint")
     mi.add_argument("file")
     mi.add_argument("--json", action="store_true")
-    mi.add_argument("--write-card", action="store_true", help="write card.json beside a bare checkpoint")
+    mi.add_argument("--no-card", action="store_true",
+                    help="do not write card.json beside the checkpoint (written by default)")
+    mi.add_argument("--write-card", action="store_true", help=argparse.SUPPRESS)   # the old spelling
 
     e = sub.add_parser("eval", help="measure a model on a labelled split (class colour fidelity, PSNR, texture)")
     e.add_argument("-m", "--model", help="model folder, checkpoint or bundled name (default: demo)")
@@ -106,6 +115,50 @@ def _labels_for(args, model_labelset: str):
     return labels, inst
 
 
+def _pairs(items: list[str], what: str) -> list[tuple[int, str]]:
+    out = []
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep:
+            raise CLIError(f"{what} must look like A=B, not '{it}'")
+        try:
+            out.append((int(k), v))
+        except ValueError:
+            raise CLIError(f"{what}: '{k}' is not an integer") from None
+    return out
+
+
+def _controls(args):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from .registry import StyleControls
+
+    c = StyleControls()
+    if args.style:
+        try:
+            with Image.open(args.style) as im:
+                c.style_image = np.asarray(im.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as e:
+            raise CLIError(f"{args.style}: not a readable image ({e})") from None
+    styles = {}
+    for cls, v in _pairs(args.class_style, "--class-style"):
+        seed, _, t = v.partition(":")
+        try:
+            styles[cls] = (int(seed), float(t) if t else 1.0)
+        except ValueError:
+            raise CLIError(f"--class-style {cls}={v}: expected SEED or SEED:T") from None
+    c.class_styles = styles or None
+    clusters = {}
+    for iid, v in _pairs(args.instance_cluster, "--instance-cluster"):
+        try:
+            clusters[iid] = int(v)
+        except ValueError:
+            raise CLIError(f"--instance-cluster {iid}={v}: K must be an integer") from None
+    c.instance_clusters = clusters or None
+    return c
+
+
 def cmd_generate(args) -> int:
     from PIL import Image
 
@@ -121,11 +174,38 @@ def cmd_generate(args) -> int:
     labels, inst = _labels_for(args, model.labelset.name)
     if inst is not None and not model.instance_edge:
         print("semstudio: note: this model takes no instance map; -i is ignored", file=sys.stderr)
-    img = generate(model, labels, inst, args.seed, args.size, reference=args.reference)
+    controls = _controls(args)
+    img = generate(model, labels, inst, args.seed, args.size, reference=args.reference, controls=controls)
     out = Path(args.output)
     save_image_atomic(Image.fromarray(img), out)
     print(f"wrote {out} ({img.shape[1]}x{img.shape[0]}, model {model.name}, {device})")
     return 0
+
+
+def _card_beside(p: Path, info: dict) -> str:
+    """Write card.json beside an inspected checkpoint (its folder becomes a model folder); never
+    replaces a card that describes other weights. Returns the card path or why none was written."""
+    from .cards import CARD_NAME, ModelError, make_card, read_card, write_card
+
+    gen = Path(info["file"])
+    target = gen.parent / CARD_NAME
+    if target.exists():   # a card is the model's record (eval figures, training cost): never replaced here
+        try:
+            old = read_card(gen.parent)
+        except ModelError:
+            return f"not written: {target} exists and is not a Semantic Studio card"
+        if old.get("files", {}).get("generator", {}).get("path") == gen.name:
+            return f"kept: {target} already describes these weights"
+        return f"not written: {target} describes other weights"
+    files = {"generator": gen}
+    if "encoder" in info:
+        files["encoder"] = Path(info["encoder"]["file"])
+    name = gen.parent.name if gen.name.endswith("_net_G.pth") else gen.stem
+    card = make_card(name, info, files, official_options=info.get("official_options"), preset=info.get("preset"))
+    try:
+        return str(write_card(gen.parent, card))
+    except OSError as e:
+        return f"not written: {e}"
 
 
 def cmd_models(args) -> int:
@@ -150,20 +230,27 @@ def cmd_models(args) -> int:
         return 0
     if args.models_cmd == "inspect":
         info = inspect_file(args.file)
-        if args.write_card:
-            p = Path(args.file)
-            if p.is_dir():
-                raise CLIError("--write-card needs a checkpoint file, not a folder")
-            card = make_card(p.stem, info, {"generator": p})
-            info["card"] = str(write_card(p.parent, card))
+        p = Path(args.file)
+        if not p.is_dir() and not args.no_card and info.get("role") == "generator":
+            info["card"] = _card_beside(p, info)
         if args.json:
             print(json.dumps(info, indent=2))
         else:
             o = info["options"]
             print(f"family     {info['family']}")
             print(f"label set  {info.get('labelset') or 'unknown'}" + ("  (+ instance edges)" if info.get("instance_edge") else ""))
-            print(f"resolution {info['resolution'][0]}x{info['resolution'][1]}")
-            print("options    " + ", ".join(f"{k}={v}" for k, v in o.items()))
+            if info.get("resolution"):
+                print(f"resolution {info['resolution'][0]}x{info['resolution'][1]}")
+            print(f"preset     {info.get('preset') or 'none'}")
+            oo = info.get("official_options")
+            if oo:
+                print("official   " + " ".join(f"--{k} {v}" for k, v in oo.items()))
+            else:
+                print("options    " + ", ".join(f"{k}={v}" for k, v in o.items() if k != "blocks"))
+            if "encoder" in info:
+                print(f"encoder    {info['encoder']['file']}")
+            if info.get("card"):
+                print(f"card       {info['card']}")
             for w in info.get("warnings", []):
                 print(f"warning    {w}")
         return 0

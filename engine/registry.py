@@ -66,14 +66,7 @@ def import_model(src: Path | str, name: str | None = None, labelset: str | None 
         info["labelset"] = labelset
     if not info.get("labelset"):
         raise ModelError(f"{src.name}: its label set cannot be inferred; name one (--labelset)")
-    ls = get_labelset(info["labelset"])
-    need = ls.one_hot_channels + (1 if info.get("instance_edge") else 0)
-    have = info["options"]["semantic_nc"]
-    if need != have:
-        what = f"{ls.num_classes} classes" + (" + void" if ls.void_index is not None else "") + (
-            " + instance edge" if info.get("instance_edge") else "")
-        raise ModelError(f"{src.name}: label set {ls.name} needs {need} input channels ({what}); "
-                         f"this file has {have}")
+    check_labelset(info, get_labelset(info["labelset"]), src.name)
     tmp = dest.with_name(dest.name + ".importing")
     tmp.mkdir(parents=True)
     try:
@@ -88,6 +81,21 @@ def import_model(src: Path | str, name: str | None = None, labelset: str | None 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def check_labelset(info: dict, ls: LabelSet, name: str) -> None:
+    """Raise a plain ModelError when a generator's input channels do not fit a label set."""
+    o, fam = info["options"], info["family"]
+    edge = bool(info.get("instance_edge"))
+    feat = int(o.get("feat_num") or 0) if fam == "pix2pixhd" else 0
+    have = {"spade": lambda: o["semantic_nc"], "groupdnet": lambda: o["num_classes"] + (1 if edge else 0),
+            "pix2pixhd": lambda: o["input_nc"]}[fam]()
+    need = ls.one_hot_channels + (1 if edge else 0) + feat
+    if need != have:
+        what = f"{ls.num_classes} classes" + (" + void" if ls.void_index is not None else "") + (
+            " + instance edge" if edge else "") + (f" + {feat} instance features" if feat else "")
+        raise ModelError(f"{name}: label set {ls.name} expects {need} input channels = {what}; "
+                         f"this file has {have}")
 
 
 def demo_model_dir() -> Path:
@@ -122,30 +130,29 @@ class LoadedModel:
     instance_edge: bool
     resolution: tuple[int, int]    # (W, H)
     generator: Any                 # torch module, eval mode (the op-for-op reference)
-    encoder: Any = None
+    encoder: Any = None            # SPADE VAE encoder / pix2pixHD feature encoder, when there is one
     device: Any = None
     fast: Any = None               # the fast inference path (same weights, same function)
+    clusters: dict | None = None   # pix2pixHD: class index -> (k, feat_num) cluster centres
+    nbytes: int = 0                # weight bytes (for the memory budget)
 
     @property
     def n_channels(self) -> int:
         return self.labelset.one_hot_channels
 
+    def modules(self):
+        return [m for m in (self.generator, self.fast, self.encoder) if m is not None]
+
     def to(self, device) -> "LoadedModel":
-        self.generator.to(device)
-        if self.fast is not None:
-            self.fast.to(device)
-        if self.encoder is not None:
-            self.encoder.to(device)
+        for m in self.modules():
+            m.to(device)
         self.device = device
         return self
 
 
-def load_model(spec: str | Path | None, device=None, labelset: str | None = None) -> LoadedModel:
-    """Load a model folder or checkpoint. ``labelset`` names the label set of a checkpoint whose label
-    set cannot be inferred (a card's label set always wins; a mismatch is an error)."""
-    import torch
-
-    from .models import spade
+def _read_model(spec) -> tuple[str, dict, dict, dict | None, Path]:
+    """(name, card, generator state_dict, encoder state_dict or None, path)."""
+    from .cards import inspect_file, sibling
 
     path = resolve_model(spec)
     if path.is_dir():
@@ -154,40 +161,217 @@ def load_model(spec: str | Path | None, device=None, labelset: str | None = None
         if "generator" not in files:
             raise ModelError(f"{path.name}: card names no generator file")
         sd = read_state_dict(path / files["generator"]["path"])
-        name = card.get("name", path.name)
+        enc = read_state_dict(path / files["encoder"]["path"]) if "encoder" in files else None
+        return card.get("name", path.name), card, sd, enc, path
+    card = inspect_file(path)
+    if card.get("role") == "encoder":
+        raise ModelError(f"{path.name}: an encoder alone cannot generate; open its generator "
+                         "(the *_net_G.pth beside it)")
+    if "encoder" in card:
+        gpath = Path(card["file"])
+        sd = read_state_dict(gpath)
+        enc = read_state_dict(card["encoder"]["file"])
     else:
-        sd = read_state_dict(path)
-        card = inspect_state_dict(sd, path.name)
-        name = path.stem
-    if card["family"] != "spade":
-        raise ModelError(f"{name}: family '{card['family']}' cannot generate yet")
+        sd, enc, gpath = read_state_dict(path), None, path
+    name = gpath.parent.name if sibling(gpath, "E") or gpath.name.endswith("_net_G.pth") else gpath.stem
+    return name, card, sd, enc, gpath
+
+
+def _strict_load(module, sd: dict, name: str) -> None:
+    """load_state_dict with a plain message naming the keys or shapes that differ."""
+    sd = dict(sd)
+    own = module.state_dict()
+    for k, v in own.items():   # BN step counters are optional (old or stripped checkpoints)
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = v
+    missing = [k for k in own if k not in sd]
+    extra = [k for k in sd if k not in own]
+    shape = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or extra or shape:
+        parts = []
+        if shape:
+            k, have, want = shape[0]
+            parts.append(f"{k} has shape {list(have)}, the architecture expects {list(want)}"
+                         + (f" (+{len(shape) - 1} more)" if len(shape) > 1 else ""))
+        if missing:
+            parts.append(f"missing {missing[0]}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+        if extra:
+            parts.append(f"unexpected {extra[0]}" + (f" (+{len(extra) - 1} more)" if len(extra) > 1 else ""))
+        raise ModelError(f"{name}: weights do not fit the inferred architecture: " + "; ".join(parts))
+    module.load_state_dict(sd, strict=True)
+
+
+def _build(card: dict, sd: dict, enc_sd: dict | None, ls: LabelSet, name: str):
+    """(generator, fast, encoder) for a card's family."""
+    family = card["family"]
+    if family == "spade":
+        from .models import spade
+        from .models.spade_fast import FastSPADEGenerator
+
+        cfg = spade.SpadeConfig.from_dict(card["options"])
+        expected = ls.one_hot_channels + (1 if card.get("instance_edge") else 0)
+        if cfg.semantic_nc != expected:
+            raise ModelError(f"{name}: generator takes {cfg.semantic_nc} input channels but label set "
+                             f"{ls.name}{' + instance edge' if card.get('instance_edge') else ''} gives {expected}")
+        gen = spade.SPADEGenerator(cfg)
+        _strict_load(gen, sd, name)
+        gen.eval()
+        enc = None
+        if enc_sd is not None and cfg.use_vae:
+            ecfg = spade.SpadeConfig.from_dict({**card["options"], **spade.infer_encoder_config(enc_sd)})
+            enc = spade.ConvEncoder(ecfg)
+            _strict_load(enc, enc_sd, name + " encoder")
+            enc.eval()
+        return gen, FastSPADEGenerator(gen, n_onehot=ls.one_hot_channels), enc
+    if family == "groupdnet":
+        from .models import groupdnet
+
+        cfg = groupdnet.GroupDNetConfig.from_dict(card["options"])
+        if cfg.num_classes != ls.one_hot_channels:
+            raise ModelError(f"{name}: GroupDNet has {cfg.num_classes} per-class codes but label set {ls.name} "
+                             f"has {ls.one_hot_channels} classes")
+        gen = groupdnet.GroupDNetGenerator(cfg)
+        _strict_load(gen, sd, name)
+        return gen.eval(), None, None
+    if family == "pix2pixhd":
+        from .models import pix2pixhd
+
+        cfg = pix2pixhd.Pix2PixHDConfig.from_dict(card["options"])
+        expected = ls.one_hot_channels + 1 + cfg.feat_num
+        if cfg.input_nc != expected:
+            raise ModelError(f"{name}: generator takes {cfg.input_nc} input channels but label set {ls.name} "
+                             f"+ instance edge{f' + {cfg.feat_num} features' if cfg.feat_num else ''} "
+                             f"gives {expected}")
+        gen = pix2pixhd.build_generator(cfg)
+        _strict_load(gen, sd, name)
+        enc = None
+        if enc_sd is not None and cfg.feat_num:
+            eo = pix2pixhd.infer_encoder(enc_sd)
+            enc = pix2pixhd.Encoder(eo["input_nc"], eo["output_nc"], eo["ngf"], eo["n_downsampling"])
+            _strict_load(enc, enc_sd, name + " encoder")
+            enc.eval()
+        return gen.eval(), None, enc
+    raise ModelError(f"{name}: family '{family}' cannot generate")
+
+
+def load_model(spec: str | Path | None, device=None, labelset: str | None = None) -> LoadedModel:
+    """Load a model folder or checkpoint. ``labelset`` names the label set of a checkpoint whose label
+    set cannot be inferred (a card's label set always wins; a mismatch is an error)."""
+    import torch
+
+    name, card, sd, enc_sd, path = _read_model(spec)
     if labelset and card.get("labelset") and labelset != card["labelset"]:
         raise ModelError(f"{name} uses label set {card['labelset']}, not {labelset}")
     card["labelset"] = card.get("labelset") or labelset
     if not card["labelset"]:
         raise ModelError(f"{name}: its label set cannot be inferred from the checkpoint; name one (--labelset)")
     ls = get_labelset(card["labelset"])
-    cfg = spade.SpadeConfig.from_dict(card["options"])
-    expected = ls.one_hot_channels + (1 if card.get("instance_edge") else 0)
-    if cfg.semantic_nc != expected:
-        raise ModelError(f"{name}: generator takes {cfg.semantic_nc} input channels but label set "
-                         f"{ls.name}{' + instance edge' if card.get('instance_edge') else ''} gives {expected}")
-    try:
-        gen = spade.load_generator(sd, cfg)
-    except RuntimeError as e:
-        raise ModelError(f"{name}: weights do not fit the card's options ({str(e).splitlines()[0]})") from None
-    enc = None
-    device = device or torch.device("cpu")
-    from .models.spade_fast import FastSPADEGenerator
-
-    lm = LoadedModel(name=name, family="spade", card=card, labelset=ls,
+    gen, fast, enc = _build(card, sd, enc_sd, ls, name)
+    nbytes = sum(int(v.numel()) * v.element_size() for v in sd.values()) + (
+        sum(int(v.numel()) * v.element_size() for v in enc_sd.values()) if enc_sd else 0)
+    del sd, enc_sd
+    clusters = None
+    if path.is_dir() and "clusters" in card.get("files", {}):
+        clusters = load_clusters(path / card["files"]["clusters"]["path"])
+    lm = LoadedModel(name=name, family=card["family"], card=card, labelset=ls,
                      instance_edge=bool(card.get("instance_edge")), resolution=tuple(card["resolution"]),
-                     generator=gen, encoder=enc, fast=FastSPADEGenerator(gen, n_onehot=ls.one_hot_channels))
-    return lm.to(device)
+                     generator=gen, encoder=enc, fast=fast, clusters=clusters, nbytes=nbytes)
+    return lm.to(device or torch.device("cpu"))
+
+
+def load_clusters(path: Path) -> dict:
+    """pix2pixHD feature clusters: ``{class index: (k, feat_num) float32 array}``."""
+    from safetensors.numpy import load_file
+
+    try:
+        raw = load_file(str(path))
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"{path.name}: unreadable feature clusters ({e})") from None
+    return {int(k.split("_")[1]): v for k, v in raw.items() if k.startswith("class_")}
+
+
+@dataclass
+class StyleControls:
+    """Optional style inputs of one generation.
+
+    ``style_image``: (H, W, 3) uint8 RGB photo (SPADE VAE encoder; pix2pixHD feature encoder, aligned
+    with the label map). ``class_styles``: GroupDNet class index -> (seed, t): that class's latent code
+    is moved a fraction ``t`` (1 = fully resampled) toward a fresh code drawn from ``seed``.
+    ``instance_clusters``: pix2pixHD instance id -> cluster index of its class's feature clusters.
+    """
+
+    style_image: np.ndarray | None = None
+    class_styles: dict[int, tuple[int, float]] | None = None
+    instance_clusters: dict[int, int] | None = None
+
+
+def _image_tensor(img: np.ndarray, size_wh: tuple[int, int]):
+    import cv2
+    import torch
+
+    img = np.asarray(img)
+    if img.ndim != 3 or img.shape[2] < 3:
+        raise ValueError("the style image must be an RGB picture")
+    img = img[..., :3]
+    if (img.shape[1], img.shape[0]) != size_wh:
+        img = cv2.resize(img, size_wh, interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
+def _grid_size(model: LoadedModel, w: int, h: int) -> tuple[int, int]:
+    """The size the network runs at: multiples of its total stride, or fixed by a VAE latent."""
+    if model.family == "spade":
+        cfg = model.generator.cfg
+        f = 2 ** cfg.n_up
+        if cfg.use_vae:
+            return cfg.latent_hw[1] * f, cfg.latent_hw[0] * f
+    elif model.family == "groupdnet":
+        f = 2 ** model.generator.cfg.n_up
+    else:
+        cfg = model.generator.cfg
+        f = 2 ** (cfg.n_downsample_global + (cfg.n_local_enhancers if cfg.netG == "local" else 0))
+    return max(f, -(-w // f) * f), max(f, -(-h // f) * f)
+
+
+def _cityscapes_class_of_instance(inst_id: int) -> int:
+    return inst_id // 1000 if inst_id >= 1000 else inst_id
+
+
+def _pix2pixhd_features(model: LoadedModel, lab: np.ndarray, inst: np.ndarray, gen, controls: StyleControls):
+    """The instance feature map of a pix2pixHD ``instance_feat`` model: encoded from a style photo,
+    else chosen from the per-class feature clusters (seeded, or per instance), else zeros."""
+    import torch
+
+    k = model.generator.cfg.feat_num
+    h, w = lab.shape
+    inst_t = torch.from_numpy(inst.astype(np.int64))[None, None].to(model.device)
+    if controls.style_image is not None:
+        if model.encoder is None:
+            raise ModelError(f"{model.name}: no feature encoder, so it cannot take its style from a photo")
+        img = _image_tensor(controls.style_image, (w, h)).to(model.device)
+        return model.encoder(img, inst_t)
+    feat = torch.zeros(1, k, h, w)
+    if not model.clusters:
+        return feat.to(model.device)
+    chosen = controls.instance_clusters or {}
+    for iid in np.unique(inst):
+        cls = _cityscapes_class_of_instance(int(iid))
+        if cls not in model.clusters and int(lab[inst == iid][0]) in model.clusters:
+            cls = int(lab[inst == iid][0])
+        centres = model.clusters.get(cls)
+        if centres is None or len(centres) == 0:
+            continue
+        j = chosen.get(int(iid))
+        if j is None:
+            j = int(torch.randint(len(centres), (1,), generator=gen))
+        j = min(max(int(j), 0), len(centres) - 1)
+        feat[0, :, torch.from_numpy(inst == iid)] = torch.from_numpy(centres[j]).float()[:, None]
+    return feat.to(model.device)
 
 
 def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | None = None,
-             seed: int | None = None, size_wh: tuple[int, int] | None = None, reference: bool = False) -> np.ndarray:
+             seed: int | None = None, size_wh: tuple[int, int] | None = None, reference: bool = False,
+             controls: StyleControls | None = None) -> np.ndarray:
     """Run the generator on an (H, W) label map; returns (h, w, 3) uint8 RGB at ``size_wh``
     (default: the model's native resolution). Labels are resized nearest-neighbour only.
     ``reference`` runs the op-for-op official computation instead of the fast path."""
@@ -195,31 +379,56 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
 
     from .labels.maps import check_label_range, resize_nearest, semantics_tensor
 
+    controls = controls or StyleControls()
     labels = np.asarray(labels)
     check_label_range(labels, model.labelset.num_indices, "label map")
+    if instances is not None and np.asarray(instances).shape != labels.shape:
+        raise ValueError(f"instance map {np.asarray(instances).shape[::-1]} and label map "
+                         f"{labels.shape[::-1]} differ in size")
     w, h = size_wh or model.resolution
     if w < 1 or h < 1 or w * h > 64_000_000:
         raise ValueError(f"output size {w}x{h} is out of range")
-    cfg = model.generator.cfg
-    f = 2 ** cfg.n_up
-    if cfg.use_vae:   # the latent grid is fixed by the VAE's fc layer
-        gh, gw = cfg.latent_hw[0] * f, cfg.latent_hw[1] * f
-    else:             # the network works on multiples of 2**n_up; other sizes are resized after
-        gw, gh = max(f, -(-w // f) * f), max(f, -(-h // f) * f)
+    gw, gh = _grid_size(model, w, h)
     lab = resize_nearest(labels, (gw, gh))
     inst = None
     if model.instance_edge:
-        inst = resize_nearest(instances, (gw, gh)) if instances is not None else lab
+        inst = resize_nearest(np.asarray(instances), (gw, gh)) if instances is not None else lab
     seg = semantics_tensor(lab, model.n_channels, inst).to(model.device)
     gen = torch.Generator(device="cpu")
-    if seed is not None:
-        gen.manual_seed(int(seed))
-    z = None
-    if model.generator.cfg.use_vae:
-        z = torch.randn(1, model.generator.cfg.z_dim, generator=gen).to(model.device)
+    gen.manual_seed(int(seed) if seed is not None else int(torch.randint(2**31 - 1, (1,))))
     net = model.generator if (reference or model.fast is None) else model.fast
     with torch.inference_mode():
-        out = net(seg, z)
+        if model.family == "spade":
+            z = None
+            cfg = model.generator.cfg
+            if cfg.use_vae:
+                if controls.style_image is not None:
+                    if model.encoder is None:
+                        raise ModelError(f"{model.name}: no style encoder (latest_net_E.pth), so it cannot "
+                                         "take its style from a photo")
+                    mu, _logvar = model.encoder(_image_tensor(controls.style_image, (gw, gh)).to(model.device))
+                    z = mu
+                else:
+                    z = torch.randn(1, cfg.z_dim, generator=gen).to(model.device)
+            out = net(seg, z)
+        elif model.family == "groupdnet":
+            from .models.groupdnet import Z_PER_CLASS, mix_codes
+
+            cfg = model.generator.cfg
+            f = 2 ** cfg.n_up
+            lh, lw = gh // f, gw // f
+            z = torch.randn(1, cfg.num_classes, Z_PER_CLASS, lh * lw, generator=gen)
+            for c, (s, t) in (controls.class_styles or {}).items():
+                if not 0 <= int(c) < cfg.num_classes:
+                    raise ValueError(f"class {c} is outside 0..{cfg.num_classes - 1}")
+                other = torch.randn(Z_PER_CLASS, lh * lw, generator=torch.Generator().manual_seed(int(s)))
+                z[0, int(c)] = mix_codes(z[0, int(c)], other, float(t))
+            out = net(seg, z.reshape(1, cfg.z_channels, lh, lw).to(model.device))
+        else:
+            x = seg
+            if model.generator.cfg.feat_num:
+                x = torch.cat([seg, _pix2pixhd_features(model, lab, inst, gen, controls)], dim=1)
+            out = net(x)
     img = ((out[0].permute(1, 2, 0).float().cpu().numpy() + 1.0) * 127.5).clip(0, 255)
     img = np.rint(img).astype(np.uint8)
     if (gw, gh) != (w, h):

@@ -66,6 +66,34 @@ def ade():
         "source": ref["names_source"] + "; colours: " + ref["palette_note"], "classes": classes})
 
 
+def voc_colormap(n):
+    """The bit-interleaved palette of pix2pixHD/SPADE ``labelcolormap`` (PASCAL VOC style)."""
+    out = []
+    for i in range(n):
+        r = g = b = 0
+        cid = i
+        for j in range(8):
+            r |= ((cid >> 0) & 1) << (7 - j)
+            g |= ((cid >> 1) & 1) << (7 - j)
+            b |= ((cid >> 2) & 1) << (7 - j)
+            cid >>= 3
+        out.append([r, g, b])
+    return out
+
+
+def deepfashion():
+    # SMIS trains DeepFashion on 8 part labels made from CIHP human-parsing masks; the repository does
+    # not publish their names, so the regions are numbered rather than guessed.
+    pal = voc_colormap(8)
+    classes = [{"index": i, "name": "background" if i == 0 else f"part {i}", "color": pal[i], "thing": False}
+               for i in range(8)]
+    write("deepfashion_8", {
+        "name": "deepfashion_8", "title": "DeepFashion parts (SMIS, 8 labels)", "num_classes": 8,
+        "void_index": None, "erase_index": 0, "one_hot_channels": 8, "raw": {"kind": "identity"},
+        "source": "Seanseattle/SMIS data/deepfashion_dataset.py (label_nc 8, cihp masks); names not published, "
+                  "label 0 is the mask background; colours: labelcolormap(8)", "classes": classes})
+
+
 if __name__ == "__main__":
-    camvid(); cityscapes(); coco(); ade()
+    camvid(); cityscapes(); coco(); ade(); deepfashion()
     print("wrote", sorted(p.name for p in OUT.glob("*.json")), file=sys.stderr)

@@ -18,6 +18,8 @@ LICENCES = {
     "labelsets/ade20k_150.json": ("ADE20K objectInfo150 names; SPADE generic palette", "ADE20K names; facts, no data"),
     "labelsets/coco_stuff_182.json": ("COCO-Stuff names from SPADE util/coco.py; SPADE palette",
                                       "COCO-Stuff names; facts, no data"),
+    "labelsets/deepfashion_8.json": ("SMIS DeepFashion label count (8); numbered names; labelcolormap(8)",
+                                     "project"),
     "demo/scene_labels.png": ("CamVid val frame 0016E5_08039 label map", CAMVID),
     "demo/README.md": ("Semantic Studio", "project"),
     "models/camvid_spade_demo/generator.safetensors": ("trained by Semantic Studio on CamVid train", CAMVID),

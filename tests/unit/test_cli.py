@@ -70,8 +70,11 @@ def test_bad_input_exits_2(tmp_path, case, capsys):
 
 def test_models_inspect_json_and_list(capsys):
     f = demo_model_dir() / "generator.safetensors"
+    before = (demo_model_dir() / "card.json").read_bytes()
     assert main(["models", "inspect", str(f), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
+    assert info["card"].startswith("kept:")                       # an existing card is never replaced
+    assert (demo_model_dir() / "card.json").read_bytes() == before
     card = load_card(demo_model_dir())
     assert info["family"] == "spade" and info["labelset"] == "camvid_11"
     for k in ("ngf", "nhidden", "semantic_nc", "norm", "num_upsampling_layers", "use_vae"):
@@ -110,7 +113,7 @@ def test_models_import_and_states(tmp_path, capsys, vectors):
     assert main(["models", "import", str(odd)]) == 2                  # 5 channels: no label set implied
     assert "label set" in capsys.readouterr().err
     assert main(["models", "import", str(odd), "--labelset", "camvid_11"]) == 2
-    assert "needs 12 input channels (11 classes + void); this file has 5" in capsys.readouterr().err
+    assert "expects 12 input channels = 11 classes + void; this file has 5" in capsys.readouterr().err
     # the demo generator saved as a bare .pth: 12 channels imply CamVid
     pth = tmp_path / "demo_copy.pth"
     torch.save(load_file(str(demo_model_dir() / "generator.safetensors")), pth)
@@ -139,4 +142,4 @@ def test_models_import_and_states(tmp_path, capsys, vectors):
     bad = tmp_path / "junk.pth"
     torch.save({"a.weight": torch.zeros(3)}, bad)
     assert main(["models", "import", str(bad)]) == 2
-    assert "not a recognised generator" in capsys.readouterr().err
+    assert "not a recognised network" in capsys.readouterr().err

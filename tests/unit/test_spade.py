@@ -74,13 +74,19 @@ def test_checkpoint_without_bn_counters_loads(vectors):
         assert (g(d["inputs"]["input_semantics"]) - d["output"]).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize("name,family", [("smis_deepfashion.json", "GroupDNet"), ("smis_ade20k.json", "GroupDNet"),
-                                         ("pix2pixhd_label2city_1024p.json", "pix2pixHD"),
-                                         ("fastphotostyle_photo_wct.json", "PhotoWCT")])
-def test_other_families_are_recognised_not_misread(manifests, name, family):
+@pytest.mark.parametrize("name,family", [("smis_deepfashion.json", "groupdnet"), ("smis_ade20k.json", "groupdnet"),
+                                         ("smis_cityscapes.json", "groupdnet"),
+                                         ("pix2pixhd_label2city_1024p.json", "pix2pixhd"),
+                                         ("spade_coco.json", "spade")])
+def test_families_are_told_apart(manifests, name, family):
+    m = json.loads((manifests / name).read_text())
+    assert inspect_state_dict(_meta_sd(m["networks"]["G"]["state_dict"]), name)["family"] == family
+
+
+def test_photowct_is_refused_as_a_generator(manifests):
     from engine.cards import ModelError
 
-    m = json.loads((manifests / name).read_text())
-    net = m["networks"].get("G") or next(iter(m["networks"].values()))
-    with pytest.raises(ModelError, match=family):
-        inspect_state_dict(_meta_sd(net["state_dict"]), name)
+    m = json.loads((manifests / "fastphotostyle_photo_wct.json").read_text())
+    net = next(iter(m["networks"].values()))
+    with pytest.raises(ModelError, match="PhotoWCT"):
+        inspect_state_dict(_meta_sd(net["state_dict"]), "photo_wct.pth")

@@ -294,7 +294,7 @@ class MainWindow(QMainWindow):
         self.doc.set_result(res.image)
         self.result_view.set_image(res.image)
         self.status_job.setText(f"{res.model_name}: {res.size[0]}x{res.size[1]} in {res.seconds * 1000:.0f} ms "
-                                f"on {res.device}")
+                                f"on {res.device}" + "".join(f" — {n}" for n in getattr(res, "notes", [])))
         self.generated.emit(res)
 
     def _on_error(self, job_id: int, msg: str) -> None:

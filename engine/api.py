@@ -37,6 +37,7 @@ class GenerateRequest(Request):
     instances: np.ndarray | None = None
     seed: int | None = None
     size: tuple[int, int] | None = None       # (W, H) output size; None = model's native resolution
+    controls: Any = None                      # registry.StyleControls (style photo, per-class/instance styles)
 
 
 @dataclass
@@ -78,3 +79,4 @@ class GenerateResult:
     seconds: float
     device: str
     size: tuple[int, int]
+    notes: list[str] = field(default_factory=list)   # e.g. "out of memory on cuda; made on the CPU"

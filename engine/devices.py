@@ -16,3 +16,17 @@ def pick_device(name: str = "auto"):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was asked for but no CUDA device is available")
     return dev
+
+
+def is_oom(exc: BaseException) -> bool:
+    """An accelerator (or allocator) out-of-memory error, by type or by the message torch gives."""
+    import torch
+
+    oom_types = tuple(t for t in (getattr(torch.cuda, "OutOfMemoryError", None),
+                                  getattr(torch, "OutOfMemoryError", None)) if t is not None)
+    if oom_types and isinstance(exc, oom_types):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, (RuntimeError, MemoryError)) and (
+        "out of memory" in msg or "can't allocate memory" in msg or "mps backend out of memory" in msg
+        or isinstance(exc, MemoryError))

@@ -56,7 +56,7 @@ class Worker:
         self._listeners: list[Callable[[Event], None]] = []
         self._current: tuple[Request, JobContext] | None = None
         self._stop = False
-        self._models: dict[str, object] = {}
+        self._manager = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -132,14 +132,17 @@ class Worker:
             except Exception:  # noqa: BLE001 - a faulty listener must not kill the worker
                 traceback.print_exc()
 
-    def get_model(self, spec):
-        from .registry import load_model, resolve_model
+    @property
+    def models(self):
+        """The engine's :class:`~engine.manager.ModelManager` (LRU within a memory budget)."""
+        if self._manager is None:
+            from .manager import ModelManager
 
-        key = str(resolve_model(spec).resolve())
-        if key not in self._models:
-            self._models.clear()   # one model resident at a time keeps memory bounded
-            self._models[key] = load_model(spec, self.device)
-        return self._models[key]
+            self._manager = ModelManager(self.device)
+        return self._manager
+
+    def get_model(self, spec):
+        return self.models.activate(spec)
 
     def _init_torch(self) -> None:
         if self.device is None:
@@ -193,6 +196,31 @@ def run_generate(req: GenerateRequest, ctx: JobContext) -> GenerateResult:
     ctx.progress(0.0, "loading model")
     model = ctx.model(req.model)
     ctx.progress(0.3, "generating")
-    img = generate(model, req.labels, req.instances, req.seed, req.size)
+    notes: list[str] = []
+    img = generate_with_fallback(model, notes, lambda m: generate(m, req.labels, req.instances, req.seed, req.size,
+                                                                   controls=req.controls))
     return GenerateResult(image=img, model_name=model.name, seconds=time.perf_counter() - t0,
-                          device=str(ctx.device), size=(img.shape[1], img.shape[0]))
+                          device=str(model.device), size=(img.shape[1], img.shape[0]), notes=notes)
+
+
+def generate_with_fallback(model, notes: list[str], run):
+    """Run ``run(model)``; on an accelerator out-of-memory error, free the cache and retry on the CPU,
+    noting it for the user (the model moves back to its device afterwards)."""
+    from .devices import is_oom
+
+    try:
+        return run(model)
+    except Exception as e:  # noqa: BLE001 - only out-of-memory is retried
+        if not is_oom(e) or getattr(model.device, "type", "cpu") == "cpu":
+            raise
+    import torch
+
+    dev = model.device
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    notes.append(f"out of memory on {dev}; this image was made on the CPU instead (slower)")
+    model.to(torch.device("cpu"))
+    try:
+        return run(model)
+    finally:
+        model.to(dev)

@@ -134,6 +134,101 @@ def bench_spade_coco(n: int = 3) -> dict:
             "fast_speedup": out["reference_p50_ms"] / out["fast_p50_ms"], "max_abs_diff": diff}
 
 
+def _pix2pixhd_1024p(seed: int = 0):
+    """The released label2city_1024p LocalEnhancer (183M parameters), random weights of its shapes."""
+    import torch
+
+    from engine.models.pix2pixhd import Pix2PixHDConfig, build_generator
+
+    torch.manual_seed(seed)
+    g = build_generator(Pix2PixHDConfig(input_nc=36, netG="local", ngf=32))
+    with torch.no_grad():
+        for p in g.parameters():
+            if p.dim() > 1:   # unit-gain init so activations stay in a realistic range through 30 layers
+                p.normal_(0.0, p[0].numel() ** -0.5)
+    return g.eval()
+
+
+def bench_pix2pixhd_1024p(n: int = 1) -> dict:
+    """pix2pixHD label2city_1024p at 2048x1024 on a scene-like Cityscapes layout (reference path; there
+    is no separate fast path for pix2pixHD yet, so none is claimed)."""
+    import torch
+
+    from engine.labels.maps import semantics_tensor
+
+    g = _pix2pixhd_1024p()
+    lab = voronoi_layout(2048, 1024, regions=40, classes=35)
+    x = semantics_tensor(lab, 35, lab)
+    times = []
+    with torch.inference_mode():
+        for _ in range(n):
+            t0 = time.perf_counter()
+            g(x)
+            times.append((time.perf_counter() - t0) * 1000)
+    return {"size": "2048x1024", "parameters": int(sum(p.numel() for p in g.parameters())),
+            "reference_p50_ms": _pct(times, 50), "fast_path": None, "fast_speedup": 1.0}
+
+
+def _rss_probe(which: str) -> dict:
+    """Run in a fresh process: RSS before building, weight bytes, peak RSS after one fast generation."""
+    import resource
+
+    import torch
+
+    def rss_now() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    from engine.labels.maps import semantics_tensor
+
+    torch.zeros(1)
+    base = rss_now()
+    if which == "pix2pixhd_1024p":
+        g = _pix2pixhd_1024p()
+        net = g
+        lab = voronoi_layout(2048, 1024, regions=40, classes=35)
+        x = semantics_tensor(lab, 35, lab)
+    else:
+        from engine.models.spade import SPADEGenerator, SpadeConfig
+        from engine.models.spade_fast import FastSPADEGenerator
+
+        g = SPADEGenerator(SpadeConfig(semantic_nc=184, ngf=64)).eval()
+        net = FastSPADEGenerator(g, n_onehot=183)
+        lab = torch.from_numpy(voronoi_layout(256, 256, regions=24, classes=182))[None, None]
+        x = semantics_tensor(lab, 183, lab)
+    weights = sum(t.numel() * t.element_size() for t in g.state_dict().values())
+    import gc
+
+    gc.collect()
+    loaded = rss_now()
+    try:   # reset the kernel's high-water mark so the peak is the generation's, not the construction's
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        reset = True
+    except OSError:
+        reset = False
+    with torch.inference_mode():
+        net(x)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:") and reset:
+                peak = int(line.split()[1]) * 1024
+    return {"weights_mb": weights / 2**20, "rss_before_model_mb": base / 2**20, "rss_loaded_mb": loaded / 2**20,
+            "peak_rss_mb": peak / 2**20, "peak_over_weights": peak / weights,
+            "peak_minus_runtime_over_weights": (peak - base) / weights, "peak_is_generation_only": reset}
+
+
+def bench_peak_rss(which: str) -> dict:
+    if not os.path.exists("/proc/self/statm"):
+        return {"unavailable": "peak RSS is measured on Linux only"}
+    out = subprocess.run([sys.executable, "-m", "app.bench", "--rss-probe", which], capture_output=True,
+                         text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"RSS probe failed: {out.stderr.strip()[-300:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def bench_first_window(runs: int = 3) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
     vals, wall = [], []
@@ -154,9 +249,13 @@ def bench_first_window(runs: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="semstudio bench")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--only", choices=["dab", "generate", "window", "spade_coco"], action="append")
+    p.add_argument("--only", choices=["dab", "generate", "window", "spade_coco", "pix2pixhd"], action="append")
+    p.add_argument("--rss-probe", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    only = set(args.only or ["dab", "generate", "window", "spade_coco"])
+    if args.rss_probe:
+        print(json.dumps(_rss_probe(args.rss_probe)))
+        return 0
+    only = set(args.only or ["dab", "generate", "window", "spade_coco", "pix2pixhd"])
     res: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                              "platform": platform.platform()}}
     if "dab" in only:
@@ -167,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         res["first_window"] = bench_first_window()
     if "spade_coco" in only:
         res["spade_coco_256"] = bench_spade_coco()
+        res["spade_coco_256"]["memory"] = bench_peak_rss("spade_coco")
+    if "pix2pixhd" in only:
+        res["pix2pixhd_1024p_2048x1024"] = bench_pix2pixhd_1024p()
+        res["pix2pixhd_1024p_2048x1024"]["memory"] = bench_peak_rss("pix2pixhd_1024p")
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -186,4 +289,17 @@ def main(argv: list[str] | None = None) -> int:
             c = res["spade_coco_256"]
             print(f"SPADE coco 256x256: reference {c['reference_p50_ms']:.0f} ms, fast {c['fast_p50_ms']:.0f} ms "
                   f"({c['fast_speedup']:.2f}x, max diff {c['max_abs_diff']:.1e})")
+        for key, label in (("spade_coco_256", "SPADE coco"), ("pix2pixhd_1024p_2048x1024", "pix2pixHD 1024p")):
+            mem = res.get(key, {}).get("memory")
+            if mem and "peak_rss_mb" in mem:
+                print(f"{label} memory: weights {mem['weights_mb']:.0f} MB, peak RSS {mem['peak_rss_mb']:.0f} MB "
+                      f"({mem['peak_over_weights']:.2f}x weights; {mem['peak_minus_runtime_over_weights']:.2f}x "
+                      f"without the {mem['rss_before_model_mb']:.0f} MB Python+torch runtime)")
+        if "pix2pixhd_1024p_2048x1024" in res:
+            c = res["pix2pixhd_1024p_2048x1024"]
+            print(f"pix2pixHD 1024p 2048x1024: reference {c['reference_p50_ms']:.0f} ms (no fast path yet)")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

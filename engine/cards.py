@@ -262,9 +262,13 @@ def inspect_file(path: Path | str) -> dict:
 def _merge_encoder_options(info: dict, enc: dict) -> None:
     eo, oo = enc["options"], info.get("official_options", {})
     if enc["family"] == "pix2pixhd_encoder":
-        oo.update(nef=eo["ngf"], n_downsample_E=eo["n_downsampling"])
-        info["options"]["feat_num"] = eo["output_nc"]
-        info["capabilities"]["style_image"] = True
+        from .models.pix2pixhd import Pix2PixHDConfig
+        from .presets import PIX2PIXHD, pix2pixhd_official
+
+        info["options"]["feat_num"] = eo["output_nc"]     # the encoder says how many feature channels
+        cfg = Pix2PixHDConfig.from_dict(info["options"])
+        info["official_options"] = pix2pixhd_official(cfg, PIX2PIXHD.get((cfg.netG, cfg.input_nc)), eo)
+        info["capabilities"].update(style_image=True, per_instance_style=True, multimodal=True)
     elif enc["family"] == "spade_encoder":
         info["options"].update(nef=eo["nef"], encoder_layer6=eo["encoder_layer6"])
         info["capabilities"]["style_image"] = info["options"].get("use_vae", False)

@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     mimp.add_argument("file")
     mimp.add_argument("--name")
     mimp.add_argument("--labelset", help="label set, for checkpoints that do not imply one")
+    mc = msub.add_parser("cluster", help="pix2pixHD feature models: k-means of encoded instance features per "
+                                         "class, from real photos (the per-instance style palette)")
+    mc.add_argument("model", help="model folder (with card.json, generator and encoder)")
+    mc.add_argument("--data", required=True, help="photos with label (and instance) maps: images/ labels/ "
+                                                  "[instances/] or the CamVid layout")
+    mc.add_argument("--split", default="train")
+    mc.add_argument("--clusters", type=int, default=10, help="clusters per class (official: 10)")
+    mc.add_argument("--limit", type=int, help="only the first N photos")
     mi = msub.add_parser("inspect", help="infer family, options and label set from a checkpoint")
     mi.add_argument("file")
     mi.add_argument("--json", action="store_true")
@@ -228,6 +236,21 @@ def cmd_models(args) -> int:
         dest = import_model(args.file, args.name, args.labelset)
         print(f"imported {dest}")
         return 0
+    if args.models_cmd == "cluster":
+        from .clusters import cluster_model
+
+        if args.clusters < 1:
+            raise CLIError("--clusters must be at least 1")
+
+        def prog(i, n):
+            sys.stderr.write(f"\rencoding {i}/{n}")
+            sys.stderr.flush()
+
+        res = cluster_model(args.model, args.data, args.split, args.clusters, args.limit, progress=prog)
+        sys.stderr.write("\n")
+        print(f"clustered {sum(res['classes'].values())} instances of {len(res['classes'])} classes "
+              f"from {res['images']} photos; saved beside {args.model}")
+        return 0
     if args.models_cmd == "inspect":
         info = inspect_file(args.file)
         p = Path(args.file)
@@ -254,7 +277,7 @@ def cmd_models(args) -> int:
             for w in info.get("warnings", []):
                 print(f"warning    {w}")
         return 0
-    raise CLIError("models needs a subcommand: list | inspect FILE")
+    raise CLIError("models needs a subcommand: list | inspect FILE | import FILE | cluster MODEL")
 
 
 def cmd_eval(args) -> int:

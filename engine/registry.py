@@ -250,7 +250,7 @@ def _build(card: dict, sd: dict, enc_sd: dict | None, ls: LabelSet, name: str):
             enc = pix2pixhd.Encoder(eo["input_nc"], eo["output_nc"], eo["ngf"], eo["n_downsampling"])
             _strict_load(enc, enc_sd, name + " encoder")
             enc.eval()
-        return gen.eval(), None, enc
+        return gen.eval(), None, enc    # no fast path yet: see the bench notes (conv-bound on CPU)
     raise ModelError(f"{name}: family '{family}' cannot generate")
 
 

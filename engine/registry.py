@@ -203,6 +203,8 @@ def _strict_load(module, sd: dict, name: str) -> None:
 
 def _build(card: dict, sd: dict, enc_sd: dict | None, ls: LabelSet, name: str):
     """(generator, fast, encoder) for a card's family."""
+    from .models.blocks import freeze_spectral_norm
+
     family = card["family"]
     if family == "spade":
         from .models import spade
@@ -222,7 +224,11 @@ def _build(card: dict, sd: dict, enc_sd: dict | None, ls: LabelSet, name: str):
             enc = spade.ConvEncoder(ecfg)
             _strict_load(enc, enc_sd, name + " encoder")
             enc.eval()
-        return gen, FastSPADEGenerator(gen, n_onehot=ls.one_hot_channels), enc
+        fast = FastSPADEGenerator(gen, n_onehot=ls.one_hot_channels)
+        freeze_spectral_norm(gen)
+        if enc is not None:
+            freeze_spectral_norm(enc)
+        return gen, fast, enc
     if family == "groupdnet":
         from .models import groupdnet
 
@@ -232,7 +238,7 @@ def _build(card: dict, sd: dict, enc_sd: dict | None, ls: LabelSet, name: str):
                              f"has {ls.one_hot_channels} classes")
         gen = groupdnet.GroupDNetGenerator(cfg)
         _strict_load(gen, sd, name)
-        return gen.eval(), None, None
+        return freeze_spectral_norm(gen.eval()), None, None
     if family == "pix2pixhd":
         from .models import pix2pixhd
 

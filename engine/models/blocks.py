@@ -17,6 +17,25 @@ def spectral(module: nn.Module, enabled: bool = True) -> nn.Module:
     return nn.utils.spectral_norm(module)
 
 
+def freeze_spectral_norm(module: nn.Module) -> nn.Module:
+    """Replace every spectral-norm reparametrisation by its eval-mode weight, computed once.
+
+    In eval mode torch's hook computes ``weight_orig / dot(u, W v)`` from the stored ``u``, ``v``
+    before every forward and keeps the result as an attribute, so an inference-only module holds the
+    weights twice. ``remove_spectral_norm`` stores that same tensor (no power iteration in eval) as a
+    plain parameter: the forward is bitwise unchanged and the memory halves. For loaded models only;
+    training and checkpoint export keep the official parametrisation.
+    """
+    was_training = module.training
+    module.eval()
+    for m in module.modules():
+        hooks = [h for h in m._forward_pre_hooks.values() if type(h).__name__ == "SpectralNorm"]
+        if hooks:
+            nn.utils.remove_spectral_norm(m, hooks[0].name)
+    module.train(was_training)
+    return module
+
+
 def param_free_norm(kind: str, channels: int) -> nn.Module:
     """Parameter-free normalization used inside SPADE (``batch`` or ``instance``)."""
     if kind in ("batch", "syncbatch"):

@@ -51,6 +51,13 @@ def import_model(src: Path | str, name: str | None = None, labelset: str | None 
     src = Path(src)
     if not src.exists():
         raise ModelError(f"{src}: no such file or folder")
+    if src.is_dir() and not (src / CARD_NAME).exists():
+        # the official layout: checkpoints/<name>/latest_net_G.pth (+ latest_net_E.pth)
+        gens = sorted(src.glob("*_net_G.pth"), key=lambda p: (not p.name.startswith("latest"), p.name))
+        if not gens:
+            raise ModelError(f"{src}: no {CARD_NAME} and no *_net_G.pth checkpoint in this folder")
+        name = name or src.name
+        src = gens[0]
     name = name or (src.name if src.is_dir() else src.stem)
     dest = user_models_dir() / name
     if dest.exists():
@@ -62,6 +69,9 @@ def import_model(src: Path | str, name: str | None = None, labelset: str | None 
         tmp.rename(dest)
         return dest
     info = inspect_file(src)
+    if info.get("role") != "generator":
+        raise ModelError(f"{src.name}: an encoder alone cannot be imported; import its generator")
+    src = Path(info["file"])
     if labelset:
         info["labelset"] = labelset
     if not info.get("labelset"):
@@ -74,7 +84,15 @@ def import_model(src: Path | str, name: str | None = None, labelset: str | None 
         shutil.copy2(src, target)
         if sha256_file(target) != info["sha256"]:
             raise ModelError(f"{src.name}: copy differs from the source (disk error?)")
-        card = make_card(name, info, {"generator": target}, title=name, imported_from=str(src))
+        files = {"generator": target}
+        if "encoder" in info:     # the style / feature encoder found beside it travels with it
+            enc_src = Path(info["encoder"]["file"])
+            files["encoder"] = tmp / ("encoder" + enc_src.suffix)
+            shutil.copy2(enc_src, files["encoder"])
+            if sha256_file(files["encoder"]) != info["encoder"]["sha256"]:
+                raise ModelError(f"{enc_src.name}: copy differs from the source (disk error?)")
+        card = make_card(name, info, files, title=name, imported_from=str(src),
+                         official_options=info.get("official_options"), preset=info.get("preset"))
         write_card(tmp, card)
         tmp.rename(dest)
     except BaseException:

@@ -133,3 +133,21 @@ def test_style_photo_sets_z_through_the_encoder(vectors, tmp_path):
     a, b = registry.generate(lm, lab, inst, seed=1), registry.generate(lm, lab, inst, seed=2)
     assert not np.array_equal(a, b)                          # sampled z: multimodal output
     assert np.array_equal(a, registry.generate(lm, lab, inst, seed=1))
+
+
+def test_import_official_folder_brings_the_encoder(vectors, tmp_path):
+    """`models import checkpoints/<name>/` takes latest_net_G.pth and the encoder beside it."""
+    from engine.cli import main
+    from engine.registry import load_model, user_models_dir
+
+    d = torch.load(vectors / "pix2pixhd_local_feat_ngf2.pt", weights_only=True)
+    folder = tmp_path / "checkpoints" / "tiny_feat_import"
+    folder.mkdir(parents=True)
+    torch.save(d["state_dict"], folder / "latest_net_G.pth")
+    torch.save(d["state_dict_E"], folder / "latest_net_E.pth")
+    assert main(["models", "import", str(folder), "--labelset", "deepfashion_8"]) == 0
+    dest = user_models_dir() / "tiny_feat_import"
+    card = json.loads((dest / "card.json").read_text())
+    assert set(card["files"]) == {"generator", "encoder"} and card["options"]["feat_num"] == 3
+    lm = load_model(dest)
+    assert lm.encoder is not None and lm.family == "pix2pixhd"

@@ -260,7 +260,7 @@ def inspect_file(path: Path | str) -> dict:
 
 
 def _merge_encoder_options(info: dict, enc: dict) -> None:
-    eo, oo = enc["options"], info.get("official_options", {})
+    eo = enc["options"]
     if enc["family"] == "pix2pixhd_encoder":
         from .models.pix2pixhd import Pix2PixHDConfig
         from .presets import PIX2PIXHD, pix2pixhd_official

@@ -217,7 +217,7 @@ def _card_beside(p: Path, info: dict) -> str:
 
 
 def cmd_models(args) -> int:
-    from .cards import inspect_file, make_card, write_card
+    from .cards import inspect_file
     from .registry import catalog, import_model
 
     if args.models_cmd == "list":

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .cards import CARD_NAME, ModelError, inspect_state_dict, load_card, read_state_dict
+from .cards import CARD_NAME, ModelError, load_card, read_state_dict
 from .labels.labelsets import LabelSet, get_labelset
 from .paths import bundled_models_dir, user_models_dir
 

@@ -36,6 +36,16 @@ def freeze_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
+def load_official(module: nn.Module, sd) -> nn.Module:
+    """Strict ``load_state_dict`` that accepts checkpoints without BN step counters; returns eval()."""
+    sd = dict(sd)
+    for k, v in module.state_dict().items():
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = v
+    module.load_state_dict(sd, strict=True)
+    return module.eval()
+
+
 def param_free_norm(kind: str, channels: int) -> nn.Module:
     """Parameter-free normalization used inside SPADE (``batch`` or ``instance``)."""
     if kind in ("batch", "syncbatch"):

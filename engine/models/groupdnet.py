@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import param_free_norm, spectral
+from .blocks import SPADE, load_official, param_free_norm, spectral
 from .spade import UPSAMPLING_LAYERS
 
 Z_PER_CLASS = 8          # latent channels per class (official: semantic_nc * 8 input channels of fc)
@@ -98,24 +98,17 @@ class GroupDNetConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-class GroupSPADE(nn.Module):
-    """SPADE with grouped mlps: ``norm(x) * (1 + gamma(seg)) + beta(seg)``."""
+class GroupSPADE(SPADE):
+    """SPADE with grouped mlps (the forward is SPADE's: ``norm(x) * (1 + gamma(seg)) + beta(seg)``)."""
 
     def __init__(self, spec: GroupSpadeSpec, seg_nc: int, norm_kind: str = "batch", ks: int = 3):
-        super().__init__()
+        nn.Module.__init__(self)
         pw = ks // 2
         self.param_free_norm = param_free_norm(norm_kind, spec.norm_nc)
         self.mlp_shared = nn.Sequential(
             nn.Conv2d(seg_nc, spec.nhidden, ks, padding=pw, groups=spec.shared_groups), nn.ReLU())
         self.mlp_gamma = nn.Conv2d(spec.nhidden, spec.norm_nc, ks, padding=pw, groups=spec.gamma_groups)
         self.mlp_beta = nn.Conv2d(spec.nhidden, spec.norm_nc, ks, padding=pw, groups=spec.gamma_groups)
-
-    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
-        normalized = self.param_free_norm(x)
-        if segmap.shape[-2:] != x.shape[-2:]:
-            segmap = F.interpolate(segmap, size=x.shape[-2:], mode="nearest")
-        actv = self.mlp_shared(segmap)
-        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
 
 class GroupSPADEResnetBlock(nn.Module):
@@ -276,14 +269,7 @@ def infer_config(sd: Mapping, hint_upsampling: str | None = None) -> GroupDNetCo
 
 
 def load_generator(sd: Mapping[str, torch.Tensor], cfg: GroupDNetConfig | None = None) -> GroupDNetGenerator:
-    cfg = cfg or infer_config(sd)
-    g = GroupDNetGenerator(cfg)
-    sd = dict(sd)
-    for k, v in g.state_dict().items():
-        if k.endswith("num_batches_tracked") and k not in sd:
-            sd[k] = v
-    g.load_state_dict(sd, strict=True)
-    return g.eval()
+    return load_official(GroupDNetGenerator(cfg or infer_config(sd)), sd)
 
 
 def mix_codes(base: torch.Tensor, other: torch.Tensor, t: float) -> torch.Tensor:

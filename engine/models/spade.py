@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import SPADEResnetBlock, nonspade_norm_layer
+from .blocks import SPADEResnetBlock, load_official, nonspade_norm_layer
 
 UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
 
@@ -271,10 +271,7 @@ def load_generator(sd: Mapping[str, torch.Tensor], cfg: SpadeConfig | None = Non
     """Build a generator for ``sd`` (inferring the config when not given) and load it."""
     cfg = cfg or infer_config(sd)
     g = SPADEGenerator(cfg)
-    sd = dict(sd)
-    # accept checkpoints without BN step counters
-    for k, v in g.state_dict().items():
-        if k.endswith("num_batches_tracked") and k not in sd:
-            sd[k] = v
-    g.load_state_dict(sd, strict=strict)
-    return g.eval()
+    if not strict:
+        g.load_state_dict(dict(sd), strict=False)
+        return g.eval()
+    return load_official(g, sd)

@@ -234,29 +234,47 @@ def inspect_file(path: Path | str) -> dict:
     path = Path(path)
     if path.is_dir():
         return load_card(path)
-    info = inspect_state_dict(read_state_dict(path), path.name)
+    return inspect_checkpoint(path)[0]
+
+
+def inspect_checkpoint(path: Path) -> tuple[dict, dict, dict | None]:
+    """``(info, generator state_dict, encoder state_dict or None)``, each file read once."""
+    sd = read_state_dict(path)
+    info = inspect_state_dict(sd, path.name)
     if info.get("role") == "encoder":
         g = sibling(path, "G")
         if g is None:
             info.update(file=str(path), sha256=sha256_file(path), bytes=path.stat().st_size)
-            return info
-        enc_path, path = path, g
-        info = inspect_state_dict(read_state_dict(g), g.name)
+            return info, sd, None
+        enc_path, enc_sd, path = path, sd, g
+        sd = read_state_dict(g)
+        info = inspect_state_dict(sd, g.name)
     else:
         enc_path = sibling(path, "E")
+        enc_sd = read_state_dict(enc_path) if enc_path is not None else None
     info["file"] = str(path)
     info["sha256"] = sha256_file(path)
     info["bytes"] = path.stat().st_size
     if enc_path is not None:
-        enc = inspect_state_dict(read_state_dict(enc_path), enc_path.name)
+        enc = inspect_state_dict(enc_sd, enc_path.name)
         expected = {"spade": "spade_encoder", "pix2pixhd": "pix2pixhd_encoder", "groupdnet": "smis_encoder"}
         if enc.get("role") == "encoder" and enc["family"] == expected[info["family"]]:
             info["encoder"] = {"file": str(enc_path), "sha256": sha256_file(enc_path),
                                "bytes": enc_path.stat().st_size, "family": enc["family"], "options": enc["options"]}
             _merge_encoder_options(info, enc)
+        else:
+            enc_sd = None
     if re.match(r"^.*_net_G\.pth$", path.name) and "official_options" in info:
         info["official_options"]["name"] = path.parent.name   # official layout: checkpoints/<name>/
-    return info
+    return info, sd, enc_sd
+
+
+def inspected_hashes(info: Mapping) -> dict:
+    """The sha256 per role that :func:`inspect_checkpoint` already computed (for :func:`make_card`)."""
+    out = {"generator": info["sha256"]}
+    if "encoder" in info:
+        out["encoder"] = info["encoder"]["sha256"]
+    return out
 
 
 def _merge_encoder_options(info: dict, enc: dict) -> None:
@@ -274,12 +292,16 @@ def _merge_encoder_options(info: dict, enc: dict) -> None:
         info["capabilities"]["style_image"] = info["options"].get("use_vae", False)
 
 
-def make_card(name: str, info: Mapping, files: Mapping[str, Path], **extra) -> dict:
+def make_card(name: str, info: Mapping, files: Mapping[str, Path], known_sha: Mapping[str, str] | None = None,
+              **extra) -> dict:
+    """A card for ``files`` (role -> path); ``known_sha`` gives hashes already computed, by role."""
+    known_sha = known_sha or {}
     card = {"format": CARD_FORMAT, "version": CARD_VERSION, "name": name, "title": extra.pop("title", name),
             "family": info["family"], "options": info["options"], "labelset": info["labelset"],
             "instance_edge": info.get("instance_edge", False), "resolution": list(info["resolution"]),
             "capabilities": info.get("capabilities", {}),
-            "files": {role: {"path": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
+            "files": {role: {"path": p.name, "sha256": known_sha.get(role) or sha256_file(p),
+                             "bytes": p.stat().st_size}
                       for role, p in files.items()}}
     card.update(extra)
     return card

@@ -193,7 +193,7 @@ def cmd_generate(args) -> int:
 def _card_beside(p: Path, info: dict) -> str:
     """Write card.json beside an inspected checkpoint (its folder becomes a model folder); never
     replaces a card that describes other weights. Returns the card path or why none was written."""
-    from .cards import CARD_NAME, ModelError, make_card, read_card, write_card
+    from .cards import CARD_NAME, ModelError, inspected_hashes, make_card, read_card, write_card
 
     gen = Path(info["file"])
     target = gen.parent / CARD_NAME
@@ -209,7 +209,9 @@ def _card_beside(p: Path, info: dict) -> str:
     if "encoder" in info:
         files["encoder"] = Path(info["encoder"]["file"])
     name = gen.parent.name if gen.name.endswith("_net_G.pth") else gen.stem
-    card = make_card(name, info, files, official_options=info.get("official_options"), preset=info.get("preset"))
+    known = inspected_hashes(info)
+    card = make_card(name, info, files, known, official_options=info.get("official_options"),
+                     preset=info.get("preset"))
     try:
         return str(write_card(gen.parent, card))
     except OSError as e:

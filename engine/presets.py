@@ -76,10 +76,15 @@ PIX2PIXHD = {
 PIX2PIXHD_LABELSET = "cityscapes_35"
 
 
+def _norm_g(cfg) -> str:
+    """The official ``--norm_G`` string, e.g. ``spectralspadesyncbatch3x3``."""
+    return ("spectral" if cfg.spectral else "") + "spade" + ("syncbatch" if cfg.norm == "batch" else "instance") + \
+        f"{cfg.spade_ks}x{cfg.spade_ks}"
+
+
 def spade_official(cfg, preset: dict | None) -> dict:
     """Official SPADE option names and values for an inferred config and its preset."""
-    norm = ("spectral" if cfg.spectral else "") + "spade" + ("syncbatch" if cfg.norm == "batch" else "instance") + \
-        f"{cfg.spade_ks}x{cfg.spade_ks}"
+    norm = _norm_g(cfg)
     out = dict(_SPADE_COMMON, ngf=cfg.ngf, norm_G=norm, semantic_nc=cfg.semantic_nc, use_vae=cfg.use_vae,
                z_dim=cfg.z_dim, num_upsampling_layers=cfg.num_upsampling_layers)
     if preset:
@@ -89,8 +94,7 @@ def spade_official(cfg, preset: dict | None) -> dict:
 
 
 def groupdnet_official(cfg, preset: dict | None) -> dict:
-    norm = ("spectral" if cfg.spectral else "") + "spade" + ("syncbatch" if cfg.norm == "batch" else "instance") + \
-        f"{cfg.spade_ks}x{cfg.spade_ks}"
+    norm = _norm_g(cfg)
     out = dict(_SMIS_COMMON, ngf=cfg.ngf, norm_G=norm, semantic_nc=cfg.num_classes,
                num_upsampling_layers=cfg.num_upsampling_layers)
     if preset:

@@ -46,7 +46,7 @@ def import_model(src: Path | str, name: str | None = None, labelset: str | None 
     """
     import shutil
 
-    from .cards import inspect_file, make_card, sha256_file, write_card
+    from .cards import inspect_file, inspected_hashes, make_card, sha256_file, write_card
 
     src = Path(src)
     if not src.exists():
@@ -91,7 +91,8 @@ def import_model(src: Path | str, name: str | None = None, labelset: str | None 
             shutil.copy2(enc_src, files["encoder"])
             if sha256_file(files["encoder"]) != info["encoder"]["sha256"]:
                 raise ModelError(f"{enc_src.name}: copy differs from the source (disk error?)")
-        card = make_card(name, info, files, title=name, imported_from=str(src),
+        known = inspected_hashes(info)
+        card = make_card(name, info, files, known, title=name, imported_from=str(src),
                          official_options=info.get("official_options"), preset=info.get("preset"))
         write_card(tmp, card)
         tmp.rename(dest)
@@ -170,7 +171,7 @@ class LoadedModel:
 
 def _read_model(spec) -> tuple[str, dict, dict, dict | None, Path]:
     """(name, card, generator state_dict, encoder state_dict or None, path)."""
-    from .cards import inspect_file, sibling
+    from .cards import inspect_checkpoint, sibling
 
     path = resolve_model(spec)
     if path.is_dir():
@@ -181,16 +182,11 @@ def _read_model(spec) -> tuple[str, dict, dict, dict | None, Path]:
         sd = read_state_dict(path / files["generator"]["path"])
         enc = read_state_dict(path / files["encoder"]["path"]) if "encoder" in files else None
         return card.get("name", path.name), card, sd, enc, path
-    card = inspect_file(path)
+    card, sd, enc = inspect_checkpoint(path)
     if card.get("role") == "encoder":
         raise ModelError(f"{path.name}: an encoder alone cannot generate; open its generator "
                          "(the *_net_G.pth beside it)")
-    if "encoder" in card:
-        gpath = Path(card["file"])
-        sd = read_state_dict(gpath)
-        enc = read_state_dict(card["encoder"]["file"])
-    else:
-        sd, enc, gpath = read_state_dict(path), None, path
+    gpath = Path(card["file"])
     name = gpath.parent.name if sibling(gpath, "E") or gpath.name.endswith("_net_G.pth") else gpath.stem
     return name, card, sd, enc, gpath
 

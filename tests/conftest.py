@@ -59,3 +59,22 @@ def tiny_camvid(tmp_path_factory, camvid) -> Path:
         Image.fromarray(cv2.resize(img, (96, 72), interpolation=cv2.INTER_AREA)).save(root / "train" / n)
         Image.fromarray(cv2.resize(lab, (96, 72), interpolation=cv2.INTER_NEAREST)).save(root / "trainannot" / n)
     return root
+
+
+@pytest.fixture()
+def official_layout(tmp_path):
+    """``save(name, G, E=None)``: state_dicts written where and as the official code writes them."""
+    return lambda name, G, E=None: save_official_layout(tmp_path, name, G, E)
+
+
+def save_official_layout(root: Path, name: str, G: dict, E: dict | None = None) -> Path:
+    """Save state_dicts as the official code does: ``root/checkpoints/<name>/latest_net_{G,E}.pth``
+    (plain ``torch.save``); returns the folder."""
+    import torch
+
+    folder = root / "checkpoints" / name
+    folder.mkdir(parents=True)
+    torch.save(G, folder / "latest_net_G.pth")
+    if E is not None:
+        torch.save(E, folder / "latest_net_E.pth")
+    return folder

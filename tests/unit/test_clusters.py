@@ -19,13 +19,10 @@ def test_kmeans_finds_separated_groups():
 
 
 @pytest.fixture()
-def feat_model(vectors, tmp_path):
+def feat_model(vectors, tmp_path, official_layout):
     """The official LocalEnhancer+Encoder vector saved in the official layout, inspected into a folder."""
     d = torch.load(vectors / "pix2pixhd_local_feat_ngf2.pt", weights_only=True)
-    folder = tmp_path / "checkpoints" / "tiny_feat"
-    folder.mkdir(parents=True)
-    torch.save(d["state_dict"], folder / "latest_net_G.pth")
-    torch.save(d["state_dict_E"], folder / "latest_net_E.pth")
+    folder = official_layout("tiny_feat", d["state_dict"], d["state_dict_E"])
     assert main(["models", "inspect", str(folder / "latest_net_G.pth"), "--json", "--no-card"]) == 0
     card = json.loads((folder / "card.json").read_text()) if (folder / "card.json").exists() else None
     assert card is None

@@ -52,12 +52,11 @@ def test_inspect_reports_the_manifest_options(manifests, name):
 
 
 @pytest.mark.parametrize("name", GENERATOR_MANIFESTS)
-def test_official_checkpoint_inspects_and_generates(manifests, tmp_path, capsys, name):
+def test_official_checkpoint_inspects_and_generates(manifests, tmp_path, capsys, official_layout, name):
     m = json.loads((manifests / name).read_text())
-    folder = tmp_path / "checkpoints" / m["options"]["name"]
-    folder.mkdir(parents=True)
-    for i, (net, spec) in enumerate(m["networks"].items()):
-        torch.save(_random_sd(spec["state_dict"], i), folder / f"latest_net_{net}.pth")
+    nets = m["networks"]
+    folder = official_layout(m["options"]["name"], _random_sd(nets["G"]["state_dict"], 0),
+                                  _random_sd(nets["E"]["state_dict"], 1) if "E" in nets else None)
     gfile = folder / "latest_net_G.pth"
     assert main(["models", "inspect", str(gfile), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

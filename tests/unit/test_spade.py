@@ -92,7 +92,7 @@ def test_photowct_is_refused_as_a_generator(manifests):
         inspect_state_dict(_meta_sd(net["state_dict"]), "photo_wct.pth")
 
 
-def test_style_photo_sets_z_through_the_encoder(vectors, tmp_path):
+def test_style_photo_sets_z_through_the_encoder(vectors, tmp_path, official_layout):
     """A user-trained VAE model in the official layout: G and E side by side, loaded with no flags;
     a style photo gives z = mu of the encoder, and without one z is sampled per seed (multimodal)."""
     import numpy as np
@@ -102,10 +102,7 @@ def test_style_photo_sets_z_through_the_encoder(vectors, tmp_path):
 
     g = torch.load(vectors / "spade_city_like_vae_ngf2.pt", weights_only=True)
     e = torch.load(vectors / "spade_city_like_vae_ngf2_encoder.pt", weights_only=True)
-    folder = tmp_path / "checkpoints" / "city_vae"
-    folder.mkdir(parents=True)
-    torch.save(g["state_dict"], folder / "latest_net_G.pth")
-    torch.save(e["state_dict"], folder / "latest_net_E.pth")
+    folder = official_layout("city_vae", g["state_dict"], e["state_dict"])
     assert main(["models", "inspect", str(folder / "latest_net_G.pth"), "--json"]) == 0
     card = json.loads((folder / "card.json").read_text())
     assert card["capabilities"]["style_image"] and "encoder" in card["files"]
@@ -135,16 +132,13 @@ def test_style_photo_sets_z_through_the_encoder(vectors, tmp_path):
     assert np.array_equal(a, registry.generate(lm, lab, inst, seed=1))
 
 
-def test_import_official_folder_brings_the_encoder(vectors, tmp_path):
+def test_import_official_folder_brings_the_encoder(vectors, tmp_path, official_layout):
     """`models import checkpoints/<name>/` takes latest_net_G.pth and the encoder beside it."""
     from engine.cli import main
     from engine.registry import load_model, user_models_dir
 
     d = torch.load(vectors / "pix2pixhd_local_feat_ngf2.pt", weights_only=True)
-    folder = tmp_path / "checkpoints" / "tiny_feat_import"
-    folder.mkdir(parents=True)
-    torch.save(d["state_dict"], folder / "latest_net_G.pth")
-    torch.save(d["state_dict_E"], folder / "latest_net_E.pth")
+    folder = official_layout("tiny_feat_import", d["state_dict"], d["state_dict_E"])
     assert main(["models", "import", str(folder), "--labelset", "deepfashion_8"]) == 0
     dest = user_models_dir() / "tiny_feat_import"
     card = json.loads((dest / "card.json").read_text())

@@ -270,7 +270,10 @@ def _build(card: dict, sd: dict, enc_sd: dict | None, ls: LabelSet, name: str):
             enc = pix2pixhd.Encoder(eo["input_nc"], eo["output_nc"], eo["ngf"], eo["n_downsampling"])
             _strict_load(enc, enc_sd, name + " encoder")
             enc.eval()
-        return gen.eval(), None, enc    # no fast path yet: see the bench notes (conv-bound on CPU)
+        from .models.pix2pixhd_fast import fast_pix2pixhd
+
+        gen.eval()
+        return gen, fast_pix2pixhd(gen, ls.one_hot_channels, instance_edge=True), enc
     raise ModelError(f"{name}: family '{family}' cannot generate")
 
 
@@ -413,10 +416,13 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     inst = None
     if model.instance_edge:
         inst = resize_nearest(np.asarray(instances), (gw, gh)) if instances is not None else lab
-    seg = semantics_tensor(lab, model.n_channels, inst).to(model.device)
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed) if seed is not None else int(torch.randint(2**31 - 1, (1,))))
     net = model.generator if (reference or model.fast is None) else model.fast
+    if model.family == "pix2pixhd" and net is model.fast:
+        seg = None          # the fast path reads look-up keys, never the full-resolution one-hot map
+    else:
+        seg = semantics_tensor(lab, model.n_channels, inst).to(model.device)
     with torch.inference_mode():
         if model.family == "spade":
             z = None
@@ -445,10 +451,15 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
                 z[0, int(c)] = mix_codes(z[0, int(c)], other, float(t))
             out = net(seg, z.reshape(1, cfg.z_channels, lh, lw).to(model.device))
         else:
-            x = seg
+            feat = None
             if model.generator.cfg.feat_num:
-                x = torch.cat([seg, _pix2pixhd_features(model, lab, inst, gen, controls)], dim=1)
-            out = net(x)
+                feat = _pix2pixhd_features(model, lab, inst, gen, controls)
+            if seg is None:
+                from .models.pix2pixhd_fast import label_keys
+
+                out = net.forward_labels(label_keys(lab, inst, True).to(model.device), feat)
+            else:
+                out = net(seg if feat is None else torch.cat([seg, feat], dim=1))
     img = ((out[0].permute(1, 2, 0).float().cpu().numpy() + 1.0) * 127.5).clip(0, 255)
     img = np.rint(img).astype(np.uint8)
     if (gw, gh) != (w, h):

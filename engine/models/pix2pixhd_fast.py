@@ -1,0 +1,603 @@
+"""Fast, memory-bounded inference for pix2pixHD generators: the same weights and the same function as
+:mod:`engine.models.pix2pixhd` (max abs difference ~1e-5 on tanh outputs), computed differently.
+
+- The 7x7 convolutions that read the one-hot label map are table look-ups: a convolution of a one-hot
+  map is, per pixel, the sum of one weight column per tap (``embedding_bag``), ~K times fewer
+  operations. The instance-edge bit is folded into the look-up key (key = 2 * class + edge).
+- The global generator reads the label map average-pooled (3x3, stride 2). Where a pooling window holds
+  one class that input is exactly one-hot; the few windows that straddle a boundary are a sparse
+  residual whose contribution is added with one small matrix product and a scatter.
+- The 1024-channel residual blocks use Winograd F(4x4, 3x3): 4x fewer multiplies, weights transformed on
+  the fly in chunks so nothing is stored twice.
+- Stride-2 transposed convolutions are split into their four output phases (no multiplies by the
+  inserted zeros).
+- Full-resolution layers are streamed in horizontal strips. Instance norm needs whole-image
+  statistics, so a strip pass gathers them (float64 sums) and a second pass recomputes the strip and
+  normalises it; the second residual convolution writes over its input one strip behind. Peak memory
+  is a few half-resolution activations, never a full-resolution 32-channel one; the same strips make
+  very large canvases possible with no seams (every value is what the whole-image network computes).
+
+Only the look-up keys (labels, edge bits) and any dense feature channels are needed as input:
+:meth:`FastPix2PixHD.forward_labels`. :meth:`FastPix2PixHD.forward` takes the reference's one-hot input.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..devices import trim_heap
+from .pix2pixhd import GlobalGenerator, LocalEnhancer, ResnetBlock
+
+EPS = 1e-5                      # nn.InstanceNorm2d default, as the official networks use
+STRIP_PIXELS = 1 << 14          # output pixels per strip at full resolution
+SPARSE_MAX_FRACTION = 0.3       # above this share of mixed pooling windows the global input is dense
+RESIDUAL_CHUNK = 4096           # residual pixels per matrix product
+
+
+def _cl(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last)
+
+
+def _reflect_index(lo: int, hi: int, n: int, device) -> torch.Tensor:
+    """Source rows for padded positions ``lo..hi-1`` of an ``n``-long axis under reflection padding."""
+    i = torch.arange(lo, hi, device=device).abs()
+    return torch.where(i >= n, 2 * (n - 1) - i, i)
+
+
+def _strip_rows(h: int, w: int) -> int:
+    return max(4, STRIP_PIXELS // max(w, 1))
+
+
+class _Stats:
+    """Per-channel mean and variance of a tensor seen strip by strip (Chan's merge in float64)."""
+
+    def __init__(self, c: int, device):
+        self.mean = torch.zeros(c, dtype=torch.float64, device=device)
+        self.m2 = torch.zeros(c, dtype=torch.float64, device=device)
+        self.n = 0
+
+    def add(self, t: torch.Tensor) -> None:           # t: (1, C, h, w)
+        mean, m2, nb = _moments(t)
+        mean, m2 = mean.double(), m2.double()
+        n = self.n + nb
+        delta = mean - self.mean
+        self.mean += delta * (nb / n)
+        self.m2 += m2 + delta * delta * (self.n * nb / n)
+        self.n = n
+
+    def scale_shift(self, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        rstd = 1.0 / torch.sqrt(self.m2 / self.n + EPS)
+        return rstd.to(dtype).view(1, -1, 1, 1), (-self.mean * rstd).to(dtype).view(1, -1, 1, 1)
+
+
+def _pixels(t: torch.Tensor) -> torch.Tensor:
+    """(pixels, C) view of a channels_last (1, C, H, W) tensor (a copy for other layouts)."""
+    return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
+
+
+MOMENT_CHUNK = 1 << 15
+
+
+def _moments(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per-channel mean and sum of squared deviations, two passes over contiguous pixel rows (much
+    faster than var_mean over the strided dims of a channels_last tensor)."""
+    p = _pixels(t)
+    n = p.shape[0]
+    mean = p.sum(0) / n
+    m2 = torch.zeros_like(mean)
+    for i in range(0, n, MOMENT_CHUNK):
+        d = p[i:i + MOMENT_CHUNK] - mean
+        m2 += (d * d).sum(0)
+    return mean, m2, n
+
+
+def _in_relu_(t: torch.Tensor, relu: bool = True) -> torch.Tensor:
+    """Instance norm (no affine) [+ ReLU] in place on a (1, C, H, W) tensor."""
+    mean, m2, n = _moments(t)
+    rstd = torch.rsqrt(m2 / n + EPS)
+    t.sub_(mean.view(1, -1, 1, 1)).mul_(rstd.view(1, -1, 1, 1))
+    return t.relu_() if relu else t
+
+
+def _norm_(t: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, relu: bool = True) -> torch.Tensor:
+    t.mul_(scale).add_(shift)
+    return t.relu_() if relu else t
+
+
+# ---- Winograd F(4x4, 3x3) ------------------------------------------------------------------------
+
+_WINO: dict = {}
+
+
+def _wino_mats(device, dtype):
+    key = (device, dtype)
+    if key not in _WINO:
+        bt = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float64)
+        g = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                          [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=torch.float64)
+        at = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+                          dtype=torch.float64)
+        _WINO[key] = tuple(torch.kron(m, m).to(device=device, dtype=dtype) for m in (bt, g, at))
+    return _WINO[key]
+
+
+WINO_OUT_CHUNK = 256            # output channels per batched product
+WINO_WEIGHT_CHUNK = 32          # output channels per weight transform (stays in cache)
+
+
+def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """'valid' 3x3 convolution of an already padded (1, C, H+2, W+2) tensor by Winograd F(4x4, 3x3):
+    4x fewer multiplies. Worth it for many channels on small maps (the 1024-channel residual blocks);
+    the weights are transformed on the fly, a cache-sized chunk at a time, so nothing is stored twice."""
+    kb, kg, ka = _wino_mats(xp.device, xp.dtype)
+    _, c, hp, wp = xp.shape
+    h, wd = hp - 2, wp - 2
+    th, tw = -(-h // 4), -(-wd // 4)
+    if (th * 4 + 2, tw * 4 + 2) != (hp, wp):
+        xp = F.pad(xp, (0, tw * 4 + 2 - wp, 0, th * 4 + 2 - hp))
+    t = th * tw
+    d = xp[0].permute(1, 2, 0).unfold(0, 6, 4).unfold(1, 6, 4)          # th, tw, C, 6, 6
+    v = (kb @ d.reshape(t * c, 36).T).view(36, t, c)                    # transformed tiles
+    k = w.shape[0]
+    out = torch.empty(th, 4, tw, 4, k, dtype=xp.dtype, device=xp.device)    # channels_last storage
+    wf = w.reshape(k * c, 9)
+    u = torch.empty(36, min(k, WINO_OUT_CHUNK) * c, dtype=xp.dtype, device=xp.device)
+    for k0 in range(0, k, WINO_OUT_CHUNK):
+        k1 = min(k, k0 + WINO_OUT_CHUNK)
+        kc = k1 - k0
+        for j in range(k0, k1, WINO_WEIGHT_CHUNK):
+            j1 = min(k1, j + WINO_WEIGHT_CHUNK)
+            u[:, (j - k0) * c:(j1 - k0) * c] = kg @ wf[j * c:j1 * c].T
+        m = torch.bmm(v, u[:, :kc * c].view(36, kc, c).transpose(1, 2))   # 36, T, Kc
+        y = (ka @ m.reshape(36, t * kc)).view(4, 4, th, tw, kc)
+        out[..., k0:k1] = y.permute(2, 0, 3, 1, 4)
+    res = out.view(1, th * 4, tw * 4, k)[:, :h, :wd].permute(0, 3, 1, 2)
+    if b is not None:
+        res = res + b.view(1, -1, 1, 1)
+    return res
+
+
+# ---- stride-2 transposed convolution by phases ----------------------------------------------------
+
+def _phase_weights(wt: torch.Tensor) -> list[torch.Tensor]:
+    """ConvTranspose2d(k=3, s=2, p=1, output_padding=1) weight (Cin, Cout, 3, 3) -> one conv weight per
+    output phase (ee, eo, oe, oo), reading x[m, n], x[m, n+1], x[m+1, n], x[m+1, n+1]."""
+    w = wt.permute(1, 0, 2, 3)                                         # Cout, Cin, 3, 3
+    ee = w[:, :, 1:2, 1:2]
+    eo = torch.stack([w[:, :, 1, 2], w[:, :, 1, 0]], -1)[:, :, None]  # (Cout, Cin, 1, 2)
+    oe = torch.stack([w[:, :, 2, 1], w[:, :, 0, 1]], -1)[:, :, :, None]
+    oo = torch.stack([torch.stack([w[:, :, 2, 2], w[:, :, 2, 0]], -1),
+                      torch.stack([w[:, :, 0, 2], w[:, :, 0, 0]], -1)], -2)
+    return [_cl(p.contiguous()) for p in (ee, eo, oe, oo)]
+
+
+def conv_transpose_phases(x: torch.Tensor, phases: list[torch.Tensor], b: torch.Tensor | None,
+                          last_row_zero: bool = True) -> torch.Tensor:
+    """ConvTranspose2d(k=3, s=2, p=1, output_padding=1) of (1, C, h, w) ``x`` from its phase weights.
+
+    With ``last_row_zero`` the row below ``x`` is the zero beyond the image and the result has 2h rows;
+    otherwise the last row of ``x`` is only read (the next strip's first row) and the result has 2(h-1)."""
+    ee, eo, oe, oo = phases
+    xr = _cl(F.pad(x, (0, 1, 0, 1 if last_row_zero else 0)))     # zero column (and row) beyond the end
+    h, w = xr.shape[2] - 1, xr.shape[3] - 1
+    cout = ee.shape[0]
+    out = torch.empty(1, h, 2, w, 2, cout, dtype=x.dtype, device=x.device)   # channels_last storage
+    out[:, :, 0, :, 0] = F.conv2d(xr[:, :, :h, :w], ee, b).permute(0, 2, 3, 1)
+    out[:, :, 0, :, 1] = F.conv2d(xr[:, :, :h, :], eo, b).permute(0, 2, 3, 1)
+    out[:, :, 1, :, 0] = F.conv2d(xr[:, :, :, :w], oe, b).permute(0, 2, 3, 1)
+    out[:, :, 1, :, 1] = F.conv2d(xr, oo, b).permute(0, 2, 3, 1)
+    return out.view(1, 2 * h, 2 * w, cout).permute(0, 3, 1, 2)
+
+
+def _conv_transpose_strips(x: torch.Tensor, phases: list[torch.Tensor], b: torch.Tensor | None) -> torch.Tensor:
+    """:func:`conv_transpose_phases` of a whole tensor, strip by strip into one channels_last output."""
+    h, w = x.shape[2], x.shape[3]
+    out = torch.empty(1, phases[0].shape[0], 2 * h, 2 * w, dtype=x.dtype, device=x.device).contiguous(
+        memory_format=torch.channels_last)
+    step = max(1, _strip_rows(2 * h, 2 * w) // 2)
+    for m0 in range(0, h, step):
+        m1 = min(h, m0 + step)
+        last = m1 == h
+        out[:, :, 2 * m0:2 * m1] = conv_transpose_phases(x[:, :, m0:m1 + (0 if last else 1)], phases, b,
+                                                         last_row_zero=last)
+    return out
+
+
+# ---- convolutions of one-hot maps -------------------------------------------------------------------
+
+class _KeyConv:
+    """A kxk convolution whose input is a one-hot map (K classes) [+ one binary edge channel]
+    [+ dense feature channels], computed from a key map (key = class * 2 + edge, or class)."""
+
+    def __init__(self, w: torch.Tensor, b: torch.Tensor | None, k_onehot: int, edge: bool):
+        o, cin, kh, kw = w.shape
+        self.k, self.edge, self.kh, self.kw, self.o = k_onehot, edge, kh, kw, o
+        taps = w.permute(2, 3, 1, 0).reshape(kh * kw, cin, o)               # tap, Cin, O
+        cls = taps[:, :k_onehot]
+        if edge:
+            cls = torch.stack([cls, cls + taps[:, k_onehot:k_onehot + 1]], 2).reshape(kh * kw, 2 * k_onehot, o)
+        self.nkeys = cls.shape[1]
+        self.tap_base = (torch.arange(kh * kw, dtype=torch.int32, device=w.device) * self.nkeys).view(kh, kw)
+        self.table = cls.reshape(-1, o).contiguous()
+        self.b = b
+        nfeat = cin - k_onehot - (1 if edge else 0)
+        self.w_feat = _cl(w[:, cin - nfeat:].contiguous()) if nfeat else None
+        nres = cin - nfeat                    # residual rows cover the class and edge channels
+        self.w_res = w[:, :nres].permute(1, 2, 3, 0).reshape(nres, kh * kw * o).contiguous()
+
+    def rows(self, keys_p: torch.Tensor, r0: int, r1: int, feat_p: torch.Tensor | None = None) -> torch.Tensor:
+        """Output rows r0..r1-1 of the 'valid' convolution of a padded key map (Hp, Wp)."""
+        wout = keys_p.shape[1] - self.kw + 1
+        n = r1 - r0
+        win = keys_p[r0:r1 + self.kh - 1].unfold(0, self.kh, 1).unfold(1, self.kw, 1)   # n, wout, kh, kw
+        idx = torch.empty(n, wout, self.kh, self.kw, dtype=keys_p.dtype, device=keys_p.device)
+        torch.add(win, self.tap_base, out=idx)                              # one bag of taps per pixel
+        out = F.embedding_bag(idx.view(-1, self.kh * self.kw), self.table, mode="sum")
+        out = out.view(1, n, wout, self.o).permute(0, 3, 1, 2)            # channels_last NCHW view
+        if self.b is not None:
+            out = out + self.b.view(1, -1, 1, 1)
+        if self.w_feat is not None:
+            out = out + F.conv2d(feat_p[:, :, r0:r1 + self.kh - 1], self.w_feat)
+        return out
+
+    def conv_into(self, keys_p: torch.Tensor, feat_p: torch.Tensor | None = None) -> torch.Tensor:
+        """The whole 'valid' convolution of a padded key map, channels_last, computed in strips."""
+        h, w = keys_p.shape[0] - self.kh + 1, keys_p.shape[1] - self.kw + 1
+        out = torch.empty(1, self.o, h, w, device=keys_p.device).contiguous(memory_format=torch.channels_last)
+        step = _strip_rows(h, w)
+        for r0 in range(0, h, step):
+            r1 = min(h, r0 + step)
+            out[:, :, r0:r1] = self.rows(keys_p, r0, r1, feat_p)
+        return out
+
+    def add_residual(self, out: torch.Tensor, res: torch.Tensor, pos: torch.Tensor) -> None:
+        """Add the convolution of sparse input rows ``res`` (N, Cin) sitting at padded positions ``pos``
+        (N, 2) to ``out`` (1, O, H, W), channels_last."""
+        _, o, h, w = out.shape
+        flat = out.permute(0, 2, 3, 1).reshape(-1, o)                     # a view: channels_last storage
+        dy = torch.arange(self.kh, device=out.device).repeat_interleave(self.kw)
+        dx = torch.arange(self.kw, device=out.device).repeat(self.kh)
+        for i in range(0, res.shape[0], RESIDUAL_CHUNK):
+            r, p = res[i:i + RESIDUAL_CHUNK], pos[i:i + RESIDUAL_CHUNK]
+            contrib = (r @ self.w_res).view(-1, o)                          # (n * taps, O)
+            oy = (p[:, :1] - dy).reshape(-1)
+            ox = (p[:, 1:] - dx).reshape(-1)
+            ok = (oy >= 0) & (oy < h) & (ox >= 0) & (ox < w)
+            flat.index_add_(0, (oy * w + ox)[ok], contrib[ok])
+
+
+class FastPix2PixHD(nn.Module):
+    """Drop-in inference replacement for a pix2pixHD GlobalGenerator or LocalEnhancer (one enhancer)."""
+
+    def __init__(self, ref: nn.Module, n_onehot: int, instance_edge: bool = True):
+        super().__init__()
+        if isinstance(ref, LocalEnhancer) and ref.cfg.n_local_enhancers != 1:
+            raise ValueError("the fast path covers one local enhancer (every released pix2pixHD model)")
+        self.ref = ref
+        self.cfg = ref.cfg
+        self.k = n_onehot
+        self.edge = instance_edge
+        self.local = isinstance(ref, LocalEnhancer)
+        g = list(ref.model)
+        nd = self.cfg.n_downsample_global
+        self.g_down = [g[4 + 3 * i] for i in range(nd)]
+        self.g_blocks = [m for m in g if isinstance(m, ResnetBlock)]
+        i = 4 + 3 * nd + len(self.g_blocks)
+        self.g_up = [g[i + 3 * j] for j in range(nd)]
+        if self.local:
+            d, u = ref.model1_1, ref.model1_2
+            self.l_down = d[4]
+            self.l_blocks = [m for m in u if isinstance(m, ResnetBlock)]
+            self.l_up = u[len(self.l_blocks)]
+            self.out_conv = u[len(self.l_blocks) + 4]
+        else:
+            self.out_conv = g[-2]
+        self._derive()
+        self.eval()
+
+    def _derive(self) -> None:
+        """Look-up tables and phase weights, from the reference's weights where they now live."""
+        first = self.ref.model[1]
+        self.g_first = _KeyConv(first.weight, first.bias, self.k, self.edge)
+        self.g_up_phases = [_phase_weights(m.weight) if m.weight.shape[1] <= 128 else None for m in self.g_up]
+        if self.local:
+            c = self.ref.model1_1[1]
+            self.l_first = _KeyConv(c.weight, c.bias, self.k, self.edge)
+            self.l_up_phases = _phase_weights(self.l_up.weight)
+        trim_heap()
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)          # moves the reference's parameters
+        self._derive()
+        return self
+
+    # -- inputs --------------------------------------------------------------------------------------
+    def split_input(self, x: torch.Tensor):
+        """(keys, features) from the reference's input, or None when the class channels are not one-hot."""
+        k = self.k
+        oh = x[:, :k]
+        lab = oh.argmax(1)
+        if not bool(((oh == 0) | (oh == 1)).all()) or not bool((oh.sum(1) == 1).all()):
+            return None
+        keys = lab
+        rest = k
+        if self.edge:
+            e = x[:, k]
+            if not bool(((e == 0) | (e == 1)).all()):
+                return None
+            keys = lab * 2 + e.long()
+            rest += 1
+        feat = x[:, rest:] if x.shape[1] > rest else None
+        return keys, feat
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        split = self.split_input(x)
+        if split is None:
+            return self.ref(x)
+        keys, feat = split
+        return torch.cat([self.forward_labels(keys[i:i + 1], None if feat is None else feat[i:i + 1])
+                          for i in range(x.shape[0])])
+
+    @torch.inference_mode()
+    def forward_labels(self, keys: torch.Tensor, feat: torch.Tensor | None = None) -> torch.Tensor:
+        """``keys``: (1, H, W) long, class * 2 + edge bit (or class when the model has no edge channel);
+        ``feat``: (1, F, H, W) dense feature channels or None. Returns (1, 3, H, W) in [-1, 1]."""
+        keys = keys[0].to(torch.int32)
+        trim_heap()
+        if self.local:
+            return self._local(keys, feat)
+        kp = keys[_reflect_index(-3, keys.shape[0] + 3, keys.shape[0], keys.device)][
+            :, _reflect_index(-3, keys.shape[1] + 3, keys.shape[1], keys.device)]
+        fp = None if feat is None else F.pad(feat, (3, 3, 3, 3), mode="reflect")
+        held = [_in_relu_(self.g_first.conv_into(kp, fp))]
+        trim_heap()
+        x = self._trunk(held)
+        trim_heap()
+        out = self._final_strips(x, None)
+        del x
+        trim_heap()
+        return out
+
+    # -- the global generator ------------------------------------------------------------------------
+    def _trunk(self, held: list) -> torch.Tensor:
+        """From the first conv's normalised output to the last upsampling (normalised, ReLU). The input
+        comes in a list that is emptied, so it is freed as soon as it has been read."""
+        x = held.pop()
+        for conv in self.g_down:
+            x = _in_relu_(_cl(F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1)))
+        for blk in self.g_blocks:
+            c1, c2 = blk.conv_block[1], blk.conv_block[5]
+            y = _in_relu_(self._conv3_reflect(x, c1))
+            y = _in_relu_(self._conv3_reflect(y, c2), relu=False)
+            x = x + y
+        for conv, ph in zip(self.g_up, self.g_up_phases):
+            if ph is None:
+                x = F.conv_transpose2d(x, conv.weight, conv.bias, stride=2, padding=1, output_padding=1)
+            else:
+                x = _conv_transpose_strips(x, ph, conv.bias)
+            x = _in_relu_(_cl(x))
+        return x
+
+    @staticmethod
+    def _conv3_reflect(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+        xp = _cl(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+        if x.shape[1] >= 256 and x.shape[2] * x.shape[3] <= 16384:
+            return winograd_conv3x3(xp, conv.weight, conv.bias)
+        return F.conv2d(_cl(xp), conv.weight, conv.bias)
+
+    def _global_input(self, keys: torch.Tensor, feat: torch.Tensor | None):
+        """The global net's first convolution on AvgPool2d(3, 2, 1, count_include_pad=False) of the
+        one-hot input, without building that input: centre keys + a sparse residual."""
+        h, w = keys.shape
+        k = self.k
+        lab = keys // 2 if self.edge else keys
+        hd, wd = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+        centre = lab[::2, ::2]
+        lf = lab[None, None].float()
+        mx = F.max_pool2d(lf, 3, 2, 1)[0, 0]
+        mn = -F.max_pool2d(-lf, 3, 2, 1)[0, 0]
+        mixed = mx != mn
+        edge_avg = None
+        if self.edge:
+            e = (keys % 2).float()[None, None]
+            edge_avg = F.avg_pool2d(e, 3, 2, 1, count_include_pad=False)[0, 0]
+            mixed = mixed | (edge_avg != 0)
+        pix = mixed.reshape(-1).nonzero()[:, 0]
+        if pix.numel() > SPARSE_MAX_FRACTION * hd * wd:
+            return None
+        # residual rows: window class histogram / count - onehot(centre) [, edge average]
+        py, px = pix // wd, pix % wd
+        cin = k + (1 if self.edge else 0)
+        res = torch.zeros(pix.numel(), cin, dtype=torch.float32, device=keys.device)
+        cnt = torch.zeros(pix.numel(), dtype=torch.float32, device=keys.device)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                yy, xx = 2 * py + dy, 2 * px + dx
+                ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+                src = lab[yy.clamp(0, h - 1), xx.clamp(0, w - 1)]
+                res[torch.arange(pix.numel(), device=keys.device)[ok], src[ok]] += 1.0
+                cnt += ok.float()
+        res[:, :k] /= cnt[:, None]
+        res[torch.arange(pix.numel(), device=keys.device), centre.reshape(-1)[pix]] -= 1.0
+        if self.edge:
+            res[:, k] = edge_avg.reshape(-1)[pix]
+        keys_d = centre * 2 if self.edge else centre          # edge bit lives in the residual
+        fd = None if feat is None else F.avg_pool2d(feat, 3, 2, 1, count_include_pad=False)
+        return keys_d, (hd, wd), pix, res, fd
+
+    def _global_first(self, keys: torch.Tensor, feat: torch.Tensor | None) -> torch.Tensor:
+        gi = self._global_input(keys, feat)
+        conv = self.g_first
+        if gi is None:       # too many mixed windows: build the pooled input densely
+            x = self._dense_input(keys, feat)
+            x = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+            first = self.ref.model[1]
+            return _cl(F.conv2d(F.pad(x, (3, 3, 3, 3), mode="reflect"), first.weight, first.bias))
+        keys_d, (hd, wd), pix, res, fd = gi
+        ry = _reflect_index(-3, hd + 3, hd, keys.device)
+        rx = _reflect_index(-3, wd + 3, wd, keys.device)
+        kp = keys_d[ry][:, rx]
+        fp = None if fd is None else F.pad(fd, (3, 3, 3, 3), mode="reflect")
+        out = conv.conv_into(kp, fp)
+        # every padded position whose source pixel carries a residual
+        rid = torch.full((hd * wd,), -1, dtype=torch.long, device=keys.device)
+        rid[pix] = torch.arange(pix.numel(), device=keys.device)
+        rid_p = rid.view(hd, wd)[ry][:, rx]
+        pos = (rid_p >= 0).nonzero()
+        conv.add_residual(out, res[rid_p[pos[:, 0], pos[:, 1]]], pos)
+        return out
+
+    def _dense_input(self, keys: torch.Tensor, feat: torch.Tensor | None) -> torch.Tensor:
+        k = self.k
+        lab = keys // 2 if self.edge else keys
+        x = torch.zeros(1, k, *keys.shape, device=keys.device)
+        x.scatter_(1, lab[None, None].long(), 1.0)
+        parts = [x]
+        if self.edge:
+            parts.append((keys % 2).float()[None, None])
+        if feat is not None:
+            parts.append(feat)
+        return torch.cat(parts, 1)
+
+    # -- the local enhancer --------------------------------------------------------------------------
+    def _local(self, keys: torch.Tensor, feat: torch.Tensor | None) -> torch.Tensor:
+        held = [_in_relu_(self._global_first(keys, feat))]
+        trim_heap()                      # between stages: strip-sized blocks freed so far leave
+        g = self._trunk(held)            # (1, 2ngf, H/2, W/2)
+        trim_heap()
+        h = self._local_down(keys, feat)
+        if h.shape != g.shape:
+            raise ValueError(f"label map {tuple(keys.shape[::-1])} must have even width and height")
+        _in_relu_(h).add_(g)
+        del g
+        trim_heap()
+        for blk in self.l_blocks:
+            self._resblock_(h, blk)
+            trim_heap()
+        out = self._final_strips(h, self.l_up)
+        del h
+        trim_heap()
+        return out
+
+    def _local_down(self, keys: torch.Tensor, feat: torch.Tensor | None) -> torch.Tensor:
+        """relu(IN(conv7(onehot))) -> stride-2 conv, streamed in full-resolution strips (two passes)."""
+        hh, ww = keys.shape
+        ry = _reflect_index(-3, hh + 3, hh, keys.device)
+        rx = _reflect_index(-3, ww + 3, ww, keys.device)
+        kp = keys[ry][:, rx]
+        fp = None if feat is None else F.pad(feat, (3, 3, 3, 3), mode="reflect")
+        conv = self.l_first
+        step = _strip_rows(hh, ww) // 2 * 2
+        st = _Stats(conv.o, keys.device)
+        for r0 in range(0, hh, step):
+            st.add(conv.rows(kp, r0, min(hh, r0 + step), fp))
+        scale, shift = st.scale_shift(torch.float32)
+        down = self.l_down
+        ho, wo = (hh - 1) // 2 + 1, (ww - 1) // 2 + 1
+        out = torch.empty(1, down.weight.shape[0], ho, wo, device=keys.device).contiguous(
+            memory_format=torch.channels_last)
+        for q0 in range(0, ho, step // 2):
+            q1 = min(ho, q0 + step // 2)
+            a, b = max(0, 2 * q0 - 1), min(hh, 2 * q1)                     # full-res rows read
+            s = _norm_(conv.rows(kp, a, b, fp).contiguous(memory_format=torch.channels_last), scale, shift)
+            s = F.pad(s, (1, 1, 1 if q0 == 0 else 0, max(0, 2 * q1 - hh)))
+            out[:, :, q0:q1] = F.conv2d(s, down.weight, down.bias, stride=2)
+        return out
+
+    def _conv3_rows(self, x: torch.Tensor, conv: nn.Conv2d, r0: int, r1: int) -> torch.Tensor:
+        """Rows r0..r1-1 of conv3x3(reflect_pad1(x))."""
+        idx = _reflect_index(r0 - 1, r1 + 1, x.shape[2], x.device)
+        s = F.pad(x.index_select(2, idx), (1, 1, 0, 0), mode="reflect")
+        return F.conv2d(_cl(s), conv.weight, conv.bias)
+
+    def _resblock_(self, x: torch.Tensor, blk: ResnetBlock) -> None:
+        """x += IN(conv(relu(IN(conv(x))))) with one extra buffer; the second convolution overwrites its
+        input one strip behind."""
+        c1, c2 = blk.conv_block[1], blk.conv_block[5]
+        hh, ww = x.shape[2], x.shape[3]
+        step = max(2, _strip_rows(hh, ww))
+        y = torch.empty_like(x)
+        for r0 in range(0, hh, step):
+            r1 = min(hh, r0 + step)
+            y[:, :, r0:r1] = self._conv3_rows(x, c1, r0, r1)
+        _in_relu_(y)
+        st = _Stats(y.shape[1], x.device)
+        pending = None
+        for r0 in range(0, hh, step):
+            r1 = min(hh, r0 + step)
+            z = self._conv3_rows(y, c2, r0, r1)
+            st.add(z)
+            if pending is not None:
+                y[:, :, pending[0]:pending[1]] = pending[2]
+            pending = (r0, r1, z)
+        y[:, :, pending[0]:pending[1]] = pending[2]
+        scale, shift = st.scale_shift(y.dtype)
+        x.add_(_norm_(y, scale, shift, relu=False))
+
+    def _final_strips(self, x: torch.Tensor, up: nn.ConvTranspose2d | None) -> torch.Tensor:
+        """[convT -> IN -> ReLU ->] reflect pad 3 -> conv7 -> tanh, in strips of output rows."""
+        conv = self.out_conv
+        if up is None:
+            hh, ww = x.shape[2], x.shape[3]
+
+            def rows(a, b):
+                return x[:, :, a:b]
+        else:
+            hh, ww = 2 * x.shape[2], 2 * x.shape[3]
+            ph = self.l_up_phases
+
+            def raw(a, b):       # convT output rows a..b-1 (a even)
+                m0, m1 = a // 2, -(-b // 2)
+                last = m1 >= x.shape[2]
+                src = x[:, :, m0:m1 + (0 if last else 1)]
+                return conv_transpose_phases(src, ph, up.bias, last_row_zero=last)[:, :, : b - a]
+
+            step = _strip_rows(hh, ww) // 2 * 2
+            st = _Stats(up.weight.shape[1], x.device)
+            for r0 in range(0, hh, step):
+                st.add(raw(r0, min(hh, r0 + step)))
+            scale, shift = st.scale_shift(x.dtype)
+
+            def rows(a, b):
+                a2 = a - (a % 2)
+                return _norm_(raw(a2, b), scale, shift)[:, :, a - a2:]
+        out = torch.empty(1, conv.weight.shape[0], hh, ww, device=x.device)
+        step = _strip_rows(hh, ww)
+        for r0 in range(0, hh, step):
+            r1 = min(hh, r0 + step)
+            a, b = max(0, r0 - 3), min(hh, r1 + 3)
+            s = rows(a, b)
+            idx = _reflect_index(r0 - 3, r1 + 3, hh, x.device) - a
+            s = F.pad(s.index_select(2, idx), (3, 3, 0, 0), mode="reflect")
+            out[:, :, r0:r1] = torch.tanh(F.conv2d(_cl(s), conv.weight, conv.bias))
+        return out
+
+
+def fast_pix2pixhd(ref: nn.Module, n_onehot: int, instance_edge: bool = True) -> FastPix2PixHD | None:
+    """The fast path for a loaded generator, or None where it does not apply."""
+    if not isinstance(ref, (GlobalGenerator, LocalEnhancer)):
+        return None
+    if isinstance(ref, LocalEnhancer) and ref.cfg.n_local_enhancers != 1:
+        return None
+    if ref.cfg.input_nc < n_onehot + (1 if instance_edge else 0):
+        return None
+    return FastPix2PixHD(ref, n_onehot, instance_edge)
+
+
+
+
+def label_keys(labels, instances=None, instance_edge: bool = True) -> torch.Tensor:
+    """(1, H, W) look-up keys for :meth:`FastPix2PixHD.forward_labels` from an (H, W) label map and
+    instance map (class * 2 + instance-boundary bit), without building the one-hot input."""
+    from ..labels.maps import boundary_map_torch
+
+    lab = torch.as_tensor(labels).to(torch.int32)
+    if not instance_edge:
+        return lab[None]
+    inst = lab if instances is None else torch.as_tensor(instances)
+    keys = boundary_map_torch(inst[None, None])[0, 0].to(torch.int32).add_(lab).add_(lab)[None]
+    trim_heap()
+    return keys

@@ -1,0 +1,122 @@
+"""The fast pix2pixHD path computes the reference function: look-up first convolutions, the sparse
+residual of the pooled global input, Winograd residual blocks, phase-split transposed convolutions and
+strip-streamed instance norm, checked against the op-for-op networks on real Cityscapes maps."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import engine.models.pix2pixhd_fast as pf
+from engine.labels.maps import resize_nearest, semantics_tensor
+from engine.models.pix2pixhd import Pix2PixHDConfig, build_generator
+
+TOL = 1e-4
+
+
+def _net(netG: str, input_nc: int, ngf: int, seed: int = 0):
+    torch.manual_seed(seed)
+    g = build_generator(Pix2PixHDConfig(input_nc=input_nc, netG=netG, ngf=ngf, n_downsample_global=3,
+                                        n_blocks_global=2, n_blocks_local=2))
+    with torch.no_grad():
+        for p in g.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, p[0].numel() ** -0.5)
+            else:
+                p.normal_(0.0, 0.1)
+    return g.eval()
+
+
+@pytest.fixture(scope="module")
+def city(shared):
+    """A real Cityscapes label map (35 ids) and its instance map, at 256x128."""
+    d = shared / "datasets/pix2pixHD_samples/cityscapes"
+    lab_path = sorted((d / "test_label").glob("*.png"))[0]
+    inst_path = d / "test_inst" / lab_path.name.replace("labelIds", "instanceIds")
+    lab = np.array(Image.open(lab_path))
+    inst = np.array(Image.open(inst_path)).astype(np.int64)
+    return resize_nearest(lab, (256, 128)), resize_nearest(inst, (256, 128))
+
+
+@pytest.mark.parametrize("netG,feat", [("global", 0), ("local", 0), ("local", 3)])
+@pytest.mark.parametrize("strip", [pf.STRIP_PIXELS, 300])
+def test_fast_matches_reference_on_cityscapes(city, monkeypatch, netG, feat, strip):
+    monkeypatch.setattr(pf, "STRIP_PIXELS", strip)         # 300 px: 1-2 row strips, every seam exercised
+    lab, inst = city
+    g = _net(netG, 36 + feat, ngf=8 if netG == "global" else 4)
+    x = semantics_tensor(lab, 35, inst)
+    f = None
+    if feat:
+        f = torch.randn(1, feat, *lab.shape)
+        x = torch.cat([x, f], 1)
+    fast = pf.FastPix2PixHD(g, 35, instance_edge=True)
+    with torch.inference_mode():
+        ref = g(x)
+        a = fast.forward_labels(pf.label_keys(lab, inst), f)
+        b = fast(x)                                        # the reference's one-hot input works too
+    assert ref.std() > 0.05                                # a real image, not a constant
+    assert (a - ref).abs().max().item() <= TOL
+    assert (b - ref).abs().max().item() <= TOL
+
+
+def test_dense_global_input_fallback_matches(city, monkeypatch):
+    monkeypatch.setattr(pf, "SPARSE_MAX_FRACTION", 0.0)
+    lab, inst = city
+    g = _net("local", 36, 4)
+    fast = pf.FastPix2PixHD(g, 35)
+    with torch.inference_mode():
+        d = (fast.forward_labels(pf.label_keys(lab, inst)) - g(semantics_tensor(lab, 35, inst))).abs().max()
+    assert d.item() <= TOL
+
+
+def test_soft_input_runs_the_reference():
+    g = _net("global", 12, 4)
+    x = torch.rand(1, 12, 64, 64)                          # not one-hot: no look-up is possible
+    with torch.inference_mode():
+        assert torch.equal(pf.FastPix2PixHD(g, 11)(x), g(x))
+
+
+@pytest.mark.parametrize("hw", [(32, 64), (13, 22), (4, 4)])
+def test_winograd_matches_direct_convolution(hw):
+    torch.manual_seed(1)
+    c = 64
+    xp = torch.randn(1, c, hw[0] + 2, hw[1] + 2)
+    w, b = torch.randn(48, c, 3, 3) / (9 * c) ** 0.5, torch.randn(48)
+    ref = F.conv2d(xp.double(), w.double(), b.double())
+    got = pf.winograd_conv3x3(xp, w, b)
+    assert got.shape == ref.shape
+    assert (got.double() - ref).abs().max().item() <= 1e-4 * ref.abs().max().item()
+
+
+def test_transposed_convolution_by_phases_and_strips(monkeypatch):
+    torch.manual_seed(2)
+    ct = torch.nn.ConvTranspose2d(6, 5, 3, stride=2, padding=1, output_padding=1)
+    x = torch.randn(1, 6, 9, 7)
+    with torch.no_grad():
+        ref = ct(x)
+        ph = pf._phase_weights(ct.weight)
+        assert (pf.conv_transpose_phases(x, ph, ct.bias) - ref).abs().max().item() <= 1e-5
+        monkeypatch.setattr(pf, "STRIP_PIXELS", 40)
+        assert (pf._conv_transpose_strips(x, ph, ct.bias) - ref).abs().max().item() <= 1e-5
+
+
+def test_more_local_enhancers_have_no_fast_path():
+    g = build_generator(Pix2PixHDConfig(input_nc=12, netG="local", ngf=4, n_downsample_global=2,
+                                        n_blocks_global=1, n_local_enhancers=2, n_blocks_local=1))
+    assert pf.fast_pix2pixhd(g, 11) is None
+
+
+@pytest.mark.parametrize("name", ["pix2pixhd_global_ngf4.pt", "pix2pixhd_local_feat_ngf2.pt"])
+def test_fast_path_reproduces_official_vectors(vectors, name):
+    from engine.models.pix2pixhd import infer_config
+
+    d = torch.load(vectors / name, weights_only=True)
+    g = build_generator(infer_config(d["state_dict"]))
+    g.load_state_dict(d["state_dict"])
+    x = d["inputs"]["input_label"]
+    if "state_dict_E" in d:
+        x = torch.cat([x, d["intermediates"]["feat_map"]], 1)
+    fast = pf.FastPix2PixHD(g.eval(), d["config"]["label_nc"], instance_edge=True)
+    assert fast.split_input(x) is not None                 # the look-up path, not the fallback
+    with torch.inference_mode():
+        assert (fast(x) - d["output"]).abs().max().item() <= TOL

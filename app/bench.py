@@ -207,8 +207,8 @@ def _rss_probe(which: str) -> dict:
         from engine.models.blocks import freeze_spectral_norm
 
         g = SPADEGenerator(SpadeConfig(semantic_nc=184, ngf=64)).eval()
+        freeze_spectral_norm(g)            # as the registry does: one copy, shared by the fast path
         net = FastSPADEGenerator(g, n_onehot=183)
-        freeze_spectral_norm(g)            # as the registry does: the reference keeps one copy
         lab = torch.from_numpy(voronoi_layout(256, 256, regions=24, classes=182))[None, None]
         x = semantics_tensor(lab, 183, lab)
     weights = sum(t.numel() * t.element_size() for t in g.state_dict().values())

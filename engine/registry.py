@@ -238,8 +238,8 @@ def _build(card: dict, sd: dict, enc_sd: dict | None, ls: LabelSet, name: str):
             enc = spade.ConvEncoder(ecfg)
             _strict_load(enc, enc_sd, name + " encoder")
             enc.eval()
+        freeze_spectral_norm(gen)      # first: the fast path then shares the reference's weights
         fast = FastSPADEGenerator(gen, n_onehot=ls.one_hot_channels)
-        freeze_spectral_norm(gen)
         if enc is not None:
             freeze_spectral_norm(enc)
         return gen, fast, enc

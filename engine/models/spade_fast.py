@@ -20,10 +20,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..devices import trim_heap
 from .spade import SPADEGenerator
 
 # one-hot channels from which the gather beats the dense convolution on CPU (measured by the bench)
 GATHER_MIN_CLASSES = 24
+BOUNDARY_CHUNK = 8192           # boundary pixels per im2col product
 
 
 def _plain_weight(conv: nn.Module) -> torch.Tensor:
@@ -51,25 +53,34 @@ class _FastNorm(nn.Module):
         c = spade_mod.mlp_gamma.weight.shape[0]
         self.c = c
         self.eps = pf.eps
-        wg, bg = spade_mod.mlp_gamma.weight.detach(), spade_mod.mlp_gamma.bias.detach() + 1.0   # 1 + gamma
-        wb, bb = spade_mod.mlp_beta.weight.detach(), spade_mod.mlp_beta.bias.detach()
-        if self.batch:
-            # (x*s + t)*(1+gamma) + beta = x*(s*(1+gamma)) + (beta + t*(1+gamma)): both linear in the hidden
-            # activations, so the frozen statistics fold into the gamma/beta convolutions
-            sc = 1.0 / torch.sqrt(pf.running_var.detach() + pf.eps)
-            sh = -pf.running_mean.detach() * sc
-            wb, bb = wb + sh.view(-1, 1, 1, 1) * wg, bb + sh * bg
-            wg, bg = sc.view(-1, 1, 1, 1) * wg, sc * bg
-        w, b = torch.cat([wg, wb], 0), torch.cat([bg, bb], 0)
-        self.register_buffer("w", w.contiguous(memory_format=torch.channels_last))
-        self.register_buffer("b", b)
+        if self.batch:      # frozen statistics: the reference's own eval-mode batch norm
+            self.register_buffer("run_mean", pf.running_mean.detach())
+            self.register_buffer("run_var", pf.running_var.detach())
+        wg, wb = spade_mod.mlp_gamma.weight.detach(), spade_mod.mlp_beta.weight.detach()
+        nh = wg.shape[1]
+        self.register_buffer("b", torch.cat([spade_mod.mlp_gamma.bias.detach() + 1.0,         # 1 + gamma
+                                             spade_mod.mlp_beta.bias.detach()], 0))
         self.pad = spade_mod.mlp_gamma.padding
         self.hidden = hidden_slice
-        nh = w.shape[1]
-        # boundary pixels: im2col rows (tap-major) times this matrix
-        self.register_buffer("wmat", w.permute(2, 3, 1, 0).reshape(9 * nh, 2 * c).contiguous()
-                             if w.shape[2:] == (3, 3) else None)
+        if wg.shape[2:] == (3, 3):
+            # one copy of gamma|beta, laid out for the boundary pixels (im2col rows, tap-major, times
+            # this matrix); the reference's mlp_gamma / mlp_beta weights become views of it
+            wmat = torch.cat([wg, wb], 0).permute(2, 3, 1, 0).reshape(9 * nh, 2 * c).contiguous()
+            self.register_buffer("wmat", wmat)
+            spade_mod.mlp_gamma.weight.data = self.w[:c]
+            spade_mod.mlp_beta.weight.data = self.w[c:]
+        else:
+            self.register_buffer("wmat", None)
+            self.register_buffer("w_own", torch.cat([wg, wb], 0))
         self.register_buffer("table", None)      # per-key constants, set by FastSPADEGenerator
+
+    @property
+    def w(self) -> torch.Tensor:
+        """gamma|beta convolution weight (2C, nh, k, k); a view of ``wmat`` where there is one."""
+        if self.wmat is None:
+            return self.w_own
+        nh = self.wmat.shape[0] // 9
+        return self.wmat.view(3, 3, nh, 2 * self.c).permute(3, 2, 0, 1)
 
     def build_table(self, w_shared: torch.Tensor, b_shared: torch.Tensor, n_onehot: int) -> None:
         """gamma|beta of a pixel whose 5x5 neighbourhood is one key (class, or class*2 + edge bit)."""
@@ -82,12 +93,16 @@ class _FastNorm(nn.Module):
         self.table = (act @ self.w.sum((2, 3)).T + self.b).contiguous()
 
     def forward(self, x: torch.Tensor, ctx: "_LevelCtx") -> torch.Tensor:
-        n = x if self.batch else F.instance_norm(x, eps=self.eps)
+        if self.batch:
+            n = F.batch_norm(x, self.run_mean, self.run_var, None, None, False, 0.0, self.eps)
+        else:
+            n = F.instance_norm(x, eps=self.eps)
         if ctx.sparse and self.table is not None and self.wmat is not None:
             gb_nhwc = F.embedding(ctx.key, self.table)                 # (B, H, W, 2C)
-            if ctx.bidx.numel():
-                vals = torch.addmm(self.b, ctx.cols(self.hidden), self.wmat)
-                gb_nhwc.view(-1, 2 * self.c).index_copy_(0, ctx.bidx, vals)
+            flat = gb_nhwc.view(-1, 2 * self.c)
+            for i in range(0, ctx.bidx.numel(), BOUNDARY_CHUNK):     # bounded im2col memory
+                j = i + BOUNDARY_CHUNK
+                flat.index_copy_(0, ctx.bidx[i:j], torch.addmm(self.b, ctx.cols(self.hidden, i, j), self.wmat))
             gb = gb_nhwc.permute(0, 3, 1, 2)
         else:
             gb = F.conv2d(ctx.actv[:, self.hidden], self.w, self.b, padding=self.pad)
@@ -104,7 +119,11 @@ class _FastBlock(nn.Module):
             setattr(self, n, _FastNorm(getattr(blk, n), slice(offset + i * nhidden, offset + (i + 1) * nhidden)))
         for n in ("conv_0", "conv_1") + (("conv_s",) if blk.learned_shortcut else ()):
             conv = getattr(blk, n)
-            self.register_buffer(f"{n}_w", _plain_weight(conv).contiguous(memory_format=torch.channels_last))
+            w = _plain_weight(conv).contiguous(memory_format=torch.channels_last)
+            if not hasattr(conv, "weight_orig"):
+                # a frozen reference shares this one copy (same values; only the strides change)
+                conv.weight.data = w
+            self.register_buffer(f"{n}_w", w)
             b = _bias(conv)
             self.register_buffer(f"{n}_b", b if b is not None else None)
 
@@ -148,14 +167,15 @@ class _LevelCtx:
         self.rows = base[:, None] + taps[None, :]                          # (Nb, 9) im2col rows
         self._flat: dict[int, torch.Tensor] = {}
 
-    def cols(self, hidden: slice) -> torch.Tensor:
+    def cols(self, hidden: slice, i: int = 0, j: int | None = None) -> torch.Tensor:
         """im2col rows (Nb, 9*nh) of one SPADE's hidden activations at the boundary pixels."""
         flat = self._flat.get(hidden.start)
         if flat is None:
             # that SPADE's channels, zero-padded like the convolution, as contiguous rows
             nhwc = F.pad(self.actv[:, hidden].permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))
             flat = self._flat[hidden.start] = nhwc.reshape(-1, nhwc.shape[-1])
-        return F.embedding(self.rows, flat).reshape(self.rows.shape[0], -1)
+        rows = self.rows[i:j]
+        return F.embedding(rows, flat).reshape(rows.shape[0], -1)
 
 
 class _SharedHidden(nn.Module):
@@ -226,13 +246,10 @@ class FastSPADEGenerator(nn.Module):
             lst.extend(getattr(blk, m).mlp_shared[0] for m in norms)
         self.shared = nn.ModuleDict({str(k): _SharedHidden(v, n_onehot, gather) for k, v in shared.items()})
         self.blocks = nn.ModuleDict({n: _FastBlock(getattr(ref, n), offsets[n], nh) for n in order})
-        if cfg.use_vae:
-            self.register_buffer("fc_w", ref.fc.weight.detach().clone())
-        else:
-            self.register_buffer("fc_w", ref.fc.weight.detach().contiguous(memory_format=torch.channels_last))
-        self.register_buffer("fc_b", ref.fc.bias.detach().clone())
-        self.register_buffer("img_w", ref.conv_img.weight.detach().contiguous(memory_format=torch.channels_last))
-        self.register_buffer("img_b", ref.conv_img.bias.detach().clone())
+        self.register_buffer("fc_w", ref.fc.weight.detach())
+        self.register_buffer("fc_b", ref.fc.bias.detach())
+        self.register_buffer("img_w", ref.conv_img.weight.detach())
+        self.register_buffer("img_b", ref.conv_img.bias.detach())
         self.n_onehot = n_onehot
         n_rest = ref.fc.weight.shape[1] - n_onehot if (n_onehot and not cfg.use_vae) else (
             cfg.semantic_nc - n_onehot if n_onehot else 0)
@@ -271,6 +288,7 @@ class FastSPADEGenerator(nn.Module):
                 prev_level = level
             if level not in ctx_cache:
                 ctx_cache.clear()       # lower resolutions are done with
+                trim_heap()
                 ctx_cache[level] = self._level(seg, labels_full, x.shape[2], x.shape[3], level)
             x = self.blocks[n](x, ctx_cache[level])
         x = F.conv2d(F.leaky_relu(x, 0.2), self.img_w, self.img_b, padding=1)

@@ -31,7 +31,7 @@ def _net(netG: str, input_nc: int, ngf: int, seed: int = 0):
 def city(shared):
     """A real Cityscapes label map (35 ids) and its instance map, at 256x128."""
     d = shared / "datasets/pix2pixHD_samples/cityscapes"
-    lab_path = sorted((d / "test_label").glob("*.png"))[0]
+    lab_path = min((d / "test_label").glob("*.png"))
     inst_path = d / "test_inst" / lab_path.name.replace("labelIds", "instanceIds")
     lab = np.array(Image.open(lab_path))
     inst = np.array(Image.open(inst_path)).astype(np.int64)

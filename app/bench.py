@@ -300,20 +300,18 @@ def main(argv: list[str] | None = None) -> int:
         if "first_window" in res:
             f = res["first_window"]
             print(f"first window: {f['in_process_p50_s']:.2f} s in process, {f['process_wall_p50_s']:.2f} s wall")
-        if "spade_coco_256" in res:
-            c = res["spade_coco_256"]
-            print(f"SPADE coco 256x256: reference {c['reference_p50_ms']:.0f} ms, fast {c['fast_p50_ms']:.0f} ms "
+        for key, label in (("spade_coco_256", "SPADE coco 256x256"), ("pix2pixhd_1024p_2048x1024",
+                                                                      "pix2pixHD 1024p 2048x1024")):
+            c = res.get(key)
+            if c is None:
+                continue
+            print(f"{label}: reference {c['reference_p50_ms']:.0f} ms, fast {c['fast_p50_ms']:.0f} ms "
                   f"({c['fast_speedup']:.2f}x, max diff {c['max_abs_diff']:.1e})")
-        for key, label in (("spade_coco_256", "SPADE coco"), ("pix2pixhd_1024p_2048x1024", "pix2pixHD 1024p")):
-            mem = res.get(key, {}).get("memory")
+            mem = c.get("memory")
             if mem and "peak_rss_mb" in mem:
                 print(f"{label} memory: weights {mem['weights_mb']:.0f} MB, peak RSS {mem['peak_rss_mb']:.0f} MB "
                       f"({mem['peak_over_weights']:.2f}x weights; {mem['peak_minus_runtime_over_weights']:.2f}x "
                       f"without the {mem['rss_before_model_mb']:.0f} MB Python+torch runtime)")
-        if "pix2pixhd_1024p_2048x1024" in res:
-            c = res["pix2pixhd_1024p_2048x1024"]
-            print(f"pix2pixHD 1024p 2048x1024: reference {c['reference_p50_ms']:.0f} ms, fast {c['fast_p50_ms']:.0f} ms "
-                  f"({c['fast_speedup']:.2f}x, max diff {c['max_abs_diff']:.1e})")
     return 0
 
 

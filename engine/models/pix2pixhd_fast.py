@@ -45,7 +45,8 @@ def _reflect_index(lo: int, hi: int, n: int, device) -> torch.Tensor:
     return torch.where(i >= n, 2 * (n - 1) - i, i)
 
 
-def _strip_rows(h: int, w: int) -> int:
+def _strip_rows(w: int) -> int:
+    """Rows per strip for a map ``w`` pixels wide."""
     return max(4, STRIP_PIXELS // max(w, 1))
 
 
@@ -196,7 +197,7 @@ def _conv_transpose_strips(x: torch.Tensor, phases: list[torch.Tensor], b: torch
     h, w = x.shape[2], x.shape[3]
     out = torch.empty(1, phases[0].shape[0], 2 * h, 2 * w, dtype=x.dtype, device=x.device).contiguous(
         memory_format=torch.channels_last)
-    step = max(1, _strip_rows(2 * h, 2 * w) // 2)
+    step = max(1, _strip_rows(2 * w) // 2)
     for m0 in range(0, h, step):
         m1 = min(h, m0 + step)
         last = m1 == h
@@ -246,7 +247,7 @@ class _KeyConv:
         """The whole 'valid' convolution of a padded key map, channels_last, computed in strips."""
         h, w = keys_p.shape[0] - self.kh + 1, keys_p.shape[1] - self.kw + 1
         out = torch.empty(1, self.o, h, w, device=keys_p.device).contiguous(memory_format=torch.channels_last)
-        step = _strip_rows(h, w)
+        step = _strip_rows(w)
         for r0 in range(0, h, step):
             r1 = min(h, r0 + step)
             out[:, :, r0:r1] = self.rows(keys_p, r0, r1, feat_p)
@@ -490,7 +491,7 @@ class FastPix2PixHD(nn.Module):
         kp = keys[ry][:, rx]
         fp = None if feat is None else F.pad(feat, (3, 3, 3, 3), mode="reflect")
         conv = self.l_first
-        step = _strip_rows(hh, ww) // 2 * 2
+        step = _strip_rows(ww) // 2 * 2
         st = _Stats(conv.o, keys.device)
         for r0 in range(0, hh, step):
             st.add(conv.rows(kp, r0, min(hh, r0 + step), fp))
@@ -518,7 +519,7 @@ class FastPix2PixHD(nn.Module):
         input one strip behind."""
         c1, c2 = blk.conv_block[1], blk.conv_block[5]
         hh, ww = x.shape[2], x.shape[3]
-        step = max(2, _strip_rows(hh, ww))
+        step = max(2, _strip_rows(ww))
         y = torch.empty_like(x)
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
@@ -555,7 +556,7 @@ class FastPix2PixHD(nn.Module):
                 src = x[:, :, m0:m1 + (0 if last else 1)]
                 return conv_transpose_phases(src, ph, up.bias, last_row_zero=last)[:, :, : b - a]
 
-            step = _strip_rows(hh, ww) // 2 * 2
+            step = _strip_rows(ww) // 2 * 2
             st = _Stats(up.weight.shape[1], x.device)
             for r0 in range(0, hh, step):
                 st.add(raw(r0, min(hh, r0 + step)))
@@ -565,7 +566,7 @@ class FastPix2PixHD(nn.Module):
                 a2 = a - (a % 2)
                 return _norm_(raw(a2, b), scale, shift)[:, :, a - a2:]
         out = torch.empty(1, conv.weight.shape[0], hh, ww, device=x.device)
-        step = _strip_rows(hh, ww)
+        step = _strip_rows(ww)
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
             a, b = max(0, r0 - 3), min(hh, r1 + 3)

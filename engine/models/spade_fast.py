@@ -2,7 +2,10 @@
 (:class:`engine.models.spade.SPADEGenerator` in eval mode), computed with fewer, larger operations.
 
 - Spectral norm is folded once into plain weights (``weight_orig / (u . W v)`` with the stored u, v).
-- Frozen batch-norm statistics become a per-channel scale and shift.
+- Frozen batch-norm statistics are applied to the activations (eval-mode batch norm), not folded into
+  the gamma/beta weights: folding would need a second copy of those weights, whereas unfolded the
+  reference's ``mlp_gamma``/``mlp_beta`` and main convolution weights are views of the fast path's
+  single copy (the loaded model holds its weights once).
 - Each SPADE's ``mlp_gamma`` and ``mlp_beta`` become one convolution; the ``mlp_shared`` convolutions of
   every SPADE working at the same resolution (they all read the same label map) become one.
 - With many classes, the ``mlp_shared`` convolution over the one-hot map is computed as a gather:

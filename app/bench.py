@@ -100,32 +100,34 @@ def voronoi_layout(w: int, h: int, regions: int = 24, classes: int = 182, seed: 
 
 def bench_spade_coco(n: int = 3) -> dict:
     """Full-size SPADE coco (97M parameters, random weights of the official shapes) at 256x256 on a
-    scene-like layout: fast path against the op-for-op reference, same weights, one run."""
+    scene-like layout: fast path against the op-for-op reference, same weights, one run. Each is timed
+    from the label map, as ``generate`` runs it (the reference's one-hot input, the fast path's keys)."""
     import torch
 
     from engine.labels import get_labelset
-    from engine.labels.maps import semantics_tensor
+    from engine.labels.maps import label_keys, semantics_tensor
     from engine.models.spade import SPADEGenerator, SpadeConfig
     from engine.models.spade_fast import FastSPADEGenerator
 
     torch.manual_seed(0)
     g = SPADEGenerator(SpadeConfig(semantic_nc=184, ngf=64))
+    k = get_labelset("coco_stuff_182").one_hot_channels
     lab = voronoi_layout(256, 256, regions=24, classes=182)
-    t = torch.from_numpy(lab)[None, None]
-    seg = semantics_tensor(t, get_labelset("coco_stuff_182").one_hot_channels, t)
     g.train()
     with torch.no_grad():
-        g(seg)                      # BN statistics from one forward, as the official vectors do
+        g(semantics_tensor(lab, k, lab))         # BN statistics from one forward, as the official vectors do
     g.eval()
-    fast = FastSPADEGenerator(g, n_onehot=183)
+    fast = FastSPADEGenerator(g, n_onehot=k)
+    runs = {"reference": lambda: g(semantics_tensor(lab, k, lab)),
+            "fast": lambda: fast.forward_labels(label_keys(lab, lab, True))}
     out = {}
-    for name, net in (("reference", g), ("fast", fast)):
+    for name, run in runs.items():
         with torch.inference_mode():
-            net(seg)
+            run()
             times = []
             for _ in range(n):
                 t0 = time.perf_counter()
-                y = net(seg)
+                y = run()
                 times.append((time.perf_counter() - t0) * 1000)
         out[f"{name}_p50_ms"] = _pct(times, 50)
         out[f"{name}_out"] = y
@@ -155,8 +157,8 @@ def bench_pix2pixhd_1024p(n: int = 1) -> dict:
     the op-for-op reference, same weights, one run."""
     import torch
 
-    from engine.labels.maps import semantics_tensor
-    from engine.models.pix2pixhd_fast import FastPix2PixHD, label_keys
+    from engine.labels.maps import label_keys, semantics_tensor
+    from engine.models.pix2pixhd_fast import FastPix2PixHD
 
     g = _pix2pixhd_1024p()
     fast = FastPix2PixHD(g, n_onehot=35, instance_edge=True)
@@ -190,27 +192,26 @@ def _rss_probe(which: str) -> dict:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    from engine.labels.maps import semantics_tensor
+    from engine.labels.maps import label_keys
 
     torch.zeros(1)
     base = rss_now()
     if which == "pix2pixhd_1024p":
-        from engine.models.pix2pixhd_fast import FastPix2PixHD, label_keys
+        from engine.models.pix2pixhd_fast import FastPix2PixHD
 
         g = _pix2pixhd_1024p()
         net = FastPix2PixHD(g, n_onehot=35, instance_edge=True).forward_labels
         x = label_keys(voronoi_layout(2048, 1024, regions=40, classes=35).astype(np.uint8))
     else:
+        from engine.models.blocks import freeze_spectral_norm
         from engine.models.spade import SPADEGenerator, SpadeConfig
         from engine.models.spade_fast import FastSPADEGenerator
 
-        from engine.models.blocks import freeze_spectral_norm
-
         g = SPADEGenerator(SpadeConfig(semantic_nc=184, ngf=64)).eval()
         freeze_spectral_norm(g)            # as the registry does: one copy, shared by the fast path
-        net = FastSPADEGenerator(g, n_onehot=183)
-        lab = torch.from_numpy(voronoi_layout(256, 256, regions=24, classes=182))[None, None]
-        x = semantics_tensor(lab, 183, lab)
+        net = FastSPADEGenerator(g, n_onehot=183).forward_labels
+        lab = voronoi_layout(256, 256, regions=24, classes=182).astype(np.uint8)
+        x = label_keys(lab, lab, True)
     weights = sum(t.numel() * t.element_size() for t in g.state_dict().values())
     import gc
 

@@ -400,7 +400,7 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     ``reference`` runs the op-for-op official computation instead of the fast path."""
     import torch
 
-    from .labels.maps import check_label_range, resize_nearest, semantics_tensor
+    from .labels.maps import check_label_range, label_keys, resize_nearest, semantics_tensor
 
     controls = controls or StyleControls()
     labels = np.asarray(labels)
@@ -419,8 +419,12 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed) if seed is not None else int(torch.randint(2**31 - 1, (1,))))
     net = model.generator if (reference or model.fast is None) else model.fast
-    if model.family == "pix2pixhd" and net is model.fast:
-        seg = None          # the fast path reads look-up keys, never the full-resolution one-hot map
+    keys = None
+    if net is model.fast and (model.family == "pix2pixhd" or getattr(net, "lookup", False)):
+        # the fast paths read look-up keys, never the full-resolution one-hot map
+        seg = None
+        edge = True if model.family == "pix2pixhd" else net.edge
+        keys = label_keys(lab, inst, edge).to(model.device)
     else:
         seg = semantics_tensor(lab, model.n_channels, inst).to(model.device)
     with torch.inference_mode():
@@ -436,7 +440,7 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
                     z = mu
                 else:
                     z = torch.randn(1, cfg.z_dim, generator=gen).to(model.device)
-            out = net(seg, z)
+            out = net(seg, z) if seg is not None else net.forward_labels(keys, z)
         elif model.family == "groupdnet":
             from .models.groupdnet import Z_PER_CLASS, mix_codes
 
@@ -455,9 +459,7 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
             if model.generator.cfg.feat_num:
                 feat = _pix2pixhd_features(model, lab, inst, gen, controls)
             if seg is None:
-                from .models.pix2pixhd_fast import label_keys
-
-                out = net.forward_labels(label_keys(lab, inst, True).to(model.device), feat)
+                out = net.forward_labels(keys, feat)
             else:
                 out = net(seg if feat is None else torch.cat([seg, feat], dim=1))
     img = ((out[0].permute(1, 2, 0).float().cpu().numpy() + 1.0) * 127.5).clip(0, 255)

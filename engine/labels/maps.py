@@ -38,6 +38,24 @@ def boundary_map_torch(inst):
     return edge.float()
 
 
+def label_keys(labels, instances=None, instance_edge: bool = True):
+    """(1, H, W) int32 look-up keys for the fast generator paths from an (H, W) label map and instance
+    map: ``class * 2 + instance-boundary bit``, or the class alone for models without an edge input.
+    The one-hot input is never built."""
+    import torch
+
+    from ..devices import trim_heap
+
+    lab = torch.as_tensor(np.asarray(labels) if not hasattr(labels, "dim") else labels).to(torch.int32)
+    if not instance_edge:
+        return lab[None]
+    inst = lab if instances is None else torch.as_tensor(np.asarray(instances) if not hasattr(instances, "dim")
+                                                         else instances)
+    keys = boundary_map_torch(inst[None, None])[0, 0].to(torch.int32).add_(lab).add_(lab)[None]
+    trim_heap()
+    return keys
+
+
 def resize_nearest(labels: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of an (H, W) integer map to (W, H) = ``size_wh``.
 

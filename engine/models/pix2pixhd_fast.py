@@ -586,19 +586,3 @@ def fast_pix2pixhd(ref: nn.Module, n_onehot: int, instance_edge: bool = True) ->
     if ref.cfg.input_nc < n_onehot + (1 if instance_edge else 0):
         return None
     return FastPix2PixHD(ref, n_onehot, instance_edge)
-
-
-
-
-def label_keys(labels, instances=None, instance_edge: bool = True) -> torch.Tensor:
-    """(1, H, W) look-up keys for :meth:`FastPix2PixHD.forward_labels` from an (H, W) label map and
-    instance map (class * 2 + instance-boundary bit), without building the one-hot input."""
-    from ..labels.maps import boundary_map_torch
-
-    lab = torch.as_tensor(labels).to(torch.int32)
-    if not instance_edge:
-        return lab[None]
-    inst = lab if instances is None else torch.as_tensor(instances)
-    keys = boundary_map_torch(inst[None, None])[0, 0].to(torch.int32).add_(lab).add_(lab)[None]
-    trim_heap()
-    return keys

@@ -1,18 +1,24 @@
 """Fast inference path for SPADE generators: the same weights and the same function as the reference
-(:class:`engine.models.spade.SPADEGenerator` in eval mode), computed with fewer, larger operations.
+(:class:`engine.models.spade.SPADEGenerator` in eval mode), computed with far fewer operations.
+
+The input is a label map, as keys (class, or ``2 * class + instance-edge bit``), never the one-hot
+tensor: :meth:`FastSPADEGenerator.forward_labels`. ``forward(seg)`` accepts the reference's one-hot
+input, reads the keys off it, and hands anything that is not exactly one-hot to the reference.
 
 - Spectral norm is folded once into plain weights (``weight_orig / (u . W v)`` with the stored u, v).
-- Frozen batch-norm statistics are applied to the activations (eval-mode batch norm), not folded into
-  the gamma/beta weights: folding would need a second copy of those weights, whereas unfolded the
-  reference's ``mlp_gamma``/``mlp_beta`` and main convolution weights are views of the fast path's
-  single copy (the loaded model holds its weights once).
-- Each SPADE's ``mlp_gamma`` and ``mlp_beta`` become one convolution; the ``mlp_shared`` convolutions of
-  every SPADE working at the same resolution (they all read the same label map) become one.
-- With many classes, the ``mlp_shared`` convolution over the one-hot map is computed as a gather:
-  a 3x3 convolution of a one-hot map is the sum of nine table look-ups, K times fewer operations.
-- A SPADE's gamma and beta at a pixel depend only on the labels in its 5x5 neighbourhood. Where that
-  neighbourhood holds one class (and the pixel is 2 px inside the image), they are a per-class constant
-  read from a table; only pixels near label boundaries run the convolution ("sparse" levels).
+- Every weight is held once: the reference's convolutions become views of the fast path's layouts
+  (or the reverse), so a loaded model costs its weight size and no more. Nothing per class is stored:
+  the per-key constants below are computed per call for the keys present in the map.
+- A SPADE's hidden activation ``relu(conv3x3(one-hot))`` is a sum of nine table look-ups (plus nine
+  for the instance-edge bit), and its gamma and beta at a pixel depend only on the keys in the pixel's
+  5x5 neighbourhood. Where that neighbourhood holds one key (and the pixel is 2 px inside the image)
+  they are a per-key constant; only pixels near label boundaries run the gamma|beta convolution, as
+  one matrix product on look-up-built hidden activations at just the positions those pixels read.
+- The parameter-free norm and the modulation are one pass: ``(x - mean) * (s * G[key]) + B[key]``,
+  with the leaky ReLU that follows it applied in the same chunk, in bounded memory.
+- 3x3 convolutions on small maps (the 1024-channel head and middle blocks) are one GEMM on an im2col
+  matrix; oneDNN re-lays the weights out on every call there, which costs more than the product.
+  Wide ones on mid-size maps use Winograd F(4x4, 3x3), weights transformed on the fly.
 - channels_last memory format throughout.
 
 The reference stays the op-for-op official computation that the test vectors check (``--reference``).
@@ -24,11 +30,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..devices import trim_heap
+from .pix2pixhd_fast import winograd_conv3x3
 from .spade import SPADEGenerator
 
-# one-hot channels from which the gather beats the dense convolution on CPU (measured by the bench)
-GATHER_MIN_CLASSES = 24
-BOUNDARY_CHUNK = 8192           # boundary pixels per im2col product
+MOD_CHUNK_ELEMS = 1 << 18       # activations per modulation chunk (1 MB)
+GEMM_MAX_PIXELS = 1024          # main 3x3 convolutions on at most this many pixels run as one GEMM
+WINOGRAD_MIN_CHANNELS = 256     # ... above that, with this many channels in and out and at most
+WINOGRAD_MAX_PIXELS = 4096      # this many pixels, Winograd F(4x4, 3x3) (measured on a 2-core AVX2 CPU)
 
 
 def _plain_weight(conv: nn.Module) -> torch.Tensor:
@@ -46,80 +54,221 @@ def _bias(conv: nn.Module) -> torch.Tensor | None:
     return None if b is None else b.detach()
 
 
-class _FastNorm(nn.Module):
-    """One SPADE: per-channel normalisation then a fused gamma/beta convolution on its hidden slice."""
+def supports_lookup(ref: SPADEGenerator, n_onehot: int | None) -> bool:
+    """Whether every SPADE reads one-hot classes [+ one binary edge channel] with 3x3 convolutions."""
+    if not n_onehot:
+        return False
+    for m in ref.modules():
+        if hasattr(m, "mlp_shared"):
+            w = m.mlp_shared[0].weight
+            if w.shape[2:] != (3, 3) or m.mlp_gamma.weight.shape[2:] != (3, 3) or w.shape[1] - n_onehot not in (0, 1):
+                return False
+    return True
 
-    def __init__(self, spade_mod, hidden_slice: slice):
+
+def conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """3x3 'same' convolution; ``w`` channels_last. Small maps: one GEMM on the im2col matrix."""
+    bsz, c, h, wd = x.shape
+    if bsz * h * wd > GEMM_MAX_PIXELS:
+        if bsz == 1 and min(c, w.shape[0]) >= WINOGRAD_MIN_CHANNELS and h * wd <= WINOGRAD_MAX_PIXELS:
+            return winograd_conv3x3(F.pad(x, (1, 1, 1, 1)), w, b)
+        return F.conv2d(x, w, b, padding=1)
+    o = w.shape[0]
+    xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))                      # (B, H+2, W+2, C)
+    cols = xp.unfold(1, 3, 1).unfold(2, 3, 1).permute(0, 1, 2, 4, 5, 3).reshape(bsz * h * wd, 9 * c)
+    wm = w.permute(0, 2, 3, 1).reshape(o, 9 * c).t()                           # a view: tap-major, channel-minor
+    out = torch.addmm(b, cols, wm) if b is not None else cols @ wm
+    return out.view(bsz, h, wd, o).permute(0, 3, 1, 2)
+
+
+class _Level:
+    """What every SPADE at one resolution shares: keys, boundary pixels and the 3x3 key patterns they read.
+
+    A hidden activation ``relu(conv3x3(one-hot))`` depends only on the 3x3 key pattern around its
+    position, and along label boundaries few patterns repeat many times. So the hidden activations are
+    computed once per distinct pattern, each times the nine gamma|beta taps (one small batched product),
+    and a boundary pixel's gamma|beta is the sum of the nine rows its neighbours' patterns pick."""
+
+    Y_BYTES = 4 << 20          # per-tap products held at once; above this the boundary is split
+
+    def __init__(self, keys: torch.Tensor, edge: bool, k: int, cin: int, max_2c: int):
+        b, h, w = keys.shape
+        dev = keys.device
+        self.shape = (b, h, w)
+        self.present, kc = torch.unique(keys, return_inverse=True)
+        kc = kc.view(b, h, w)
+        self.kc = kc.reshape(-1)                                                 # compact key per pixel
+        self.cls = self.present // 2 if edge else self.present
+        self.bit = (self.present % 2).to(torch.float32) if edge else None
+        if h >= 5 and w >= 5:
+            kf = kc[:, None].float()
+            same = F.max_pool2d(kf, 5, stride=1, padding=2) == -F.max_pool2d(-kf, 5, stride=1, padding=2)
+            boundary = ~same[:, 0]
+            boundary[:, :2] = True
+            boundary[:, -2:] = True
+            boundary[:, :, :2] = True
+            boundary[:, :, -2:] = True
+        else:
+            boundary = torch.ones(b, h, w, dtype=torch.bool, device=dev)
+        self.bidx = bidx = boundary.reshape(-1).nonzero()[:, 0]
+        # positions on the zero-padded grid ((h+2) x (w+2) per image) of a 3x3 'same' convolution
+        pw, p = w + 2, (h + 2) * (w + 2)
+        kpad = F.pad(kc + 1, (1, 1, 1, 1)).reshape(-1)                         # 0: outside the image
+        taps = torch.tensor([(dy - 1) * pw + (dx - 1) for dy in range(3) for dx in range(3)], device=dev)
+        bi, r = bidx // (h * w), bidx % (h * w)
+        centre = bi * p + (r // w + 1) * pw + (r % w + 1)
+        pos, inv = torch.unique(centre[:, None] + taps, return_inverse=True)     # positions read
+        nbk = kpad[(pos[:, None] + taps).clamp_(0, kpad.numel() - 1)]           # (Npos, 9) their patterns
+        inside = kpad[pos] > 0
+        nbk[~inside] = -1                                                        # hidden = 0 there
+        base = self.present.numel() + 2
+        if base ** 9 < 2 ** 62:
+            code = ((nbk + 1) * base ** torch.arange(9, device=dev)).sum(1)
+            _, pid = torch.unique(code, return_inverse=True)
+            rep = torch.empty(int(pid.max()) + 1, dtype=torch.long, device=dev).scatter_(
+                0, pid, torch.arange(pid.numel(), device=dev))
+            pats = nbk[rep]
+        else:
+            pats, pid = torch.unique(nbk, dim=0, return_inverse=True)
+        # look-up bags of each pattern: nine class taps (and nine edge taps) into the shared-MLP rows
+        zero_row = 9 * cin
+        tapbase = torch.arange(9, device=dev) * cin
+        kk = pats - 1
+        ok = kk >= 0
+        kk = kk.clamp(min=0)
+        bag = torch.where(ok, tapbase + self.cls[kk], zero_row)
+        if edge:
+            bag = torch.cat([bag, torch.where(ok & (self.present[kk] % 2 == 1), tapbase + k, zero_row)], 1)
+        self.bag, self.inside, self.zero_row = bag, (pats[:, 4] >= 0).to(torch.float32)[:, None], zero_row
+        # each boundary pixel's nine (tap, pattern) rows, in chunks that bound the per-tap products
+        pp = pid[inv]                                                            # (Nb, 9)
+        u = pats.shape[0]
+        n_chunks = max(1, -(-9 * u * max_2c * 4 // self.Y_BYTES))
+        step = -(-bidx.numel() // n_chunks) if bidx.numel() else 1
+        self.chunks = []
+        for i in range(0, bidx.numel(), step):
+            if n_chunks == 1:
+                sub, loc, us = None, pp, u
+            else:
+                sub, loc = torch.unique(pp[i:i + step], return_inverse=True)
+                us = sub.numel()
+            # few patterns (boundaries at high resolution): nine per-tap products per pattern, summed by
+            # look-up; about as many patterns as pixels (low resolution): one im2col product instead
+            taps_way = 2 * us < loc.shape[0]
+            self.chunks.append((bidx[i:i + step], sub, loc + torch.arange(9, device=dev) * us if taps_way else loc,
+                                taps_way))
+
+
+class _FastNorm(nn.Module):
+    """One SPADE (norm, shared MLP, gamma|beta) over a :class:`_Level`; weights shared with the reference."""
+
+    def __init__(self, spade_mod, n_onehot: int):
         super().__init__()
         pf = spade_mod.param_free_norm
         self.batch = isinstance(pf, nn.BatchNorm2d)
-        c = spade_mod.mlp_gamma.weight.shape[0]
-        self.c = c
         self.eps = pf.eps
-        if self.batch:      # frozen statistics: the reference's own eval-mode batch norm
+        if self.batch:      # frozen statistics: the reference's own buffers
             self.register_buffer("run_mean", pf.running_mean.detach())
             self.register_buffer("run_var", pf.running_var.detach())
+        sh = spade_mod.mlp_shared[0]
+        ws = sh.weight.detach()
+        nh, cin = ws.shape[:2]
+        self.k, self.edge, self.nh = n_onehot, cin == n_onehot + 1, nh
+        # shared MLP as look-up rows (tap * cin + channel) and one zero row; the reference reads a view
+        table = torch.zeros(9 * cin + 1, nh, dtype=ws.dtype, device=ws.device)
+        table[: 9 * cin] = ws.permute(2, 3, 1, 0).reshape(9 * cin, nh)
+        self.register_buffer("h_table", table)
+        self.register_buffer("h_b", sh.bias.detach())
+        sh.weight.data = table[: 9 * cin].view(3, 3, cin, nh).permute(3, 2, 0, 1)
         wg, wb = spade_mod.mlp_gamma.weight.detach(), spade_mod.mlp_beta.weight.detach()
-        nh = wg.shape[1]
-        self.register_buffer("b", torch.cat([spade_mod.mlp_gamma.bias.detach() + 1.0,         # 1 + gamma
-                                             spade_mod.mlp_beta.bias.detach()], 0))
-        self.pad = spade_mod.mlp_gamma.padding
-        self.hidden = hidden_slice
-        if wg.shape[2:] == (3, 3):
-            # one copy of gamma|beta, laid out for the boundary pixels (im2col rows, tap-major, times
-            # this matrix); the reference's mlp_gamma / mlp_beta weights become views of it
-            wmat = torch.cat([wg, wb], 0).permute(2, 3, 1, 0).reshape(9 * nh, 2 * c).contiguous()
-            self.register_buffer("wmat", wmat)
-            spade_mod.mlp_gamma.weight.data = self.w[:c]
-            spade_mod.mlp_beta.weight.data = self.w[c:]
-        else:
-            self.register_buffer("wmat", None)
-            self.register_buffer("w_own", torch.cat([wg, wb], 0))
-        self.register_buffer("table", None)      # per-key constants, set by FastSPADEGenerator
+        c = wg.shape[0]
+        self.c = c
+        self.register_buffer("gb_b", torch.cat([spade_mod.mlp_gamma.bias.detach() + 1.0,       # 1 + gamma
+                                                spade_mod.mlp_beta.bias.detach()], 0))
+        # gamma|beta once, as im2col rows (tap-major) times this matrix; the reference reads views
+        wmat = torch.cat([wg, wb], 0).permute(2, 3, 1, 0).reshape(9 * nh, 2 * c).contiguous()
+        self.register_buffer("wmat", wmat)
+        wv = wmat.view(3, 3, nh, 2 * c).permute(3, 2, 0, 1)
+        spade_mod.mlp_gamma.weight.data = wv[:c]
+        spade_mod.mlp_beta.weight.data = wv[c:]
 
-    @property
-    def w(self) -> torch.Tensor:
-        """gamma|beta convolution weight (2C, nh, k, k); a view of ``wmat`` where there is one."""
-        if self.wmat is None:
-            return self.w_own
-        nh = self.wmat.shape[0] // 9
-        return self.wmat.view(3, 3, nh, 2 * self.c).permute(3, 2, 0, 1)
+    def key_table(self, lv: _Level) -> torch.Tensor:
+        """(keys present, 2C): 1 + gamma | beta where a pixel's 5x5 neighbourhood is one key."""
+        cin = self.k + (1 if self.edge else 0)
+        tap_sum = self.h_table[: 9 * cin].view(9, cin, self.nh).sum(0)            # (cin, nh)
+        pre = tap_sum[lv.cls] + self.h_b
+        if self.edge:
+            pre = pre + lv.bit[:, None] * tap_sum[self.k]
+        wsum = self.wmat.view(9, self.nh, 2 * self.c).sum(0)
+        return torch.addmm(self.gb_b, F.relu(pre), wsum)
 
-    def build_table(self, w_shared: torch.Tensor, b_shared: torch.Tensor, n_onehot: int) -> None:
-        """gamma|beta of a pixel whose 5x5 neighbourhood is one key (class, or class*2 + edge bit)."""
-        ws = w_shared[self.hidden].sum((2, 3))                        # (nh, C_in): 3x3 taps of one class
-        bs = b_shared[self.hidden]
-        pre = (ws[:, :n_onehot].T + bs)                                # (K, nh)
-        if ws.shape[1] == n_onehot + 1:                                # instance-edge channel: key = 2c + e
-            pre = torch.stack([pre, pre + ws[:, n_onehot]], 1).reshape(2 * n_onehot, -1)
-        act = F.relu(pre)
-        self.table = (act @ self.w.sum((2, 3)).T + self.b).contiguous()
-
-    def forward(self, x: torch.Tensor, ctx: "_LevelCtx") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lv: _Level, act: bool, inplace: bool = False,
+                proj: torch.Tensor | None = None) -> torch.Tensor:
+        """SPADE(x) [then leaky ReLU]. ``inplace`` writes it over ``x``; ``proj`` (Cout, C) instead returns
+        the 1x1 convolution of it, chunk by chunk, so the modulated map never exists whole."""
+        c = self.c
+        bsz, _, h, w = x.shape
+        hw = h * w
+        x = x.contiguous(memory_format=torch.channels_last)
         if self.batch:
-            n = F.batch_norm(x, self.run_mean, self.run_var, None, None, False, 0.0, self.eps)
+            mean = self.run_mean.expand(bsz, c)
+            scale = torch.rsqrt(self.run_var + self.eps).expand(bsz, c)
         else:
-            n = F.instance_norm(x, eps=self.eps)
-        if ctx.sparse and self.table is not None and self.wmat is not None:
-            gb_nhwc = F.embedding(ctx.key, self.table)                 # (B, H, W, 2C)
-            flat = gb_nhwc.view(-1, 2 * self.c)
-            for i in range(0, ctx.bidx.numel(), BOUNDARY_CHUNK):     # bounded im2col memory
-                j = i + BOUNDARY_CHUNK
-                flat.index_copy_(0, ctx.bidx[i:j], torch.addmm(self.b, ctx.cols(self.hidden, i, j), self.wmat))
-            gb = gb_nhwc.permute(0, 3, 1, 2)
+            var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False)
+            scale = torch.rsqrt(var + self.eps)
+        xf = x.permute(0, 2, 3, 1).reshape(-1, c)
+        # pixels near a boundary first (they read x, which an in-place pass overwrites): the full computation
+        wt = self.wmat.view(9, self.nh, 2 * c)
+        bres = torch.empty(lv.bidx.numel(), c, dtype=x.dtype, device=x.device)
+        at = 0
+        for bidx, sub, idx, taps_way in lv.chunks:
+            bag, ins = (lv.bag, lv.inside) if sub is None else (lv.bag[sub], lv.inside[sub])
+            hid = F.embedding_bag(bag, self.h_table, mode="sum", padding_idx=lv.zero_row)
+            hid = hid.add_(self.h_b).relu_().mul_(ins)                          # one row per 3x3 pattern
+            if taps_way:
+                y = torch.matmul(hid, wt).view(-1, 2 * c)                      # (9 * patterns, 2C)
+                gb = F.embedding_bag(idx, y, mode="sum").add_(self.gb_b)
+            else:
+                gb = torch.addmm(self.gb_b, F.embedding(idx, hid).view(idx.shape[0], -1), self.wmat)
+            bi = bidx // hw
+            nrm = (xf.index_select(0, bidx) - mean[bi]).mul_(scale[bi])
+            res = torch.addcmul(gb[:, c:], nrm, gb[:, :c], out=bres[at:at + bidx.numel()])
+            if act:
+                F.leaky_relu_(res, 0.2)
+            at += bidx.numel()
+        # everywhere else one look-up per pixel: (x - mean) * (scale * G[key]) + B[key]
+        table = self.key_table(lv)
+        if proj is not None:
+            out = torch.empty(bsz, proj.shape[0], h, w, dtype=x.dtype, device=x.device,
+                              memory_format=torch.channels_last)
+            pf = out.permute(0, 2, 3, 1).view(-1, proj.shape[0])
         else:
-            gb = F.conv2d(ctx.actv[:, self.hidden], self.w, self.b, padding=self.pad)
-        return torch.addcmul(gb[:, self.c:], n, gb[:, : self.c])
+            out = x if inplace else torch.empty_like(x)
+        of = out.permute(0, 2, 3, 1).view(-1, out.shape[1])
+        step = max(1, MOD_CHUNK_ELEMS // c)
+        for bi in range(bsz):
+            tb = torch.cat([table[:, :c] * scale[bi], table[:, c:]], 1)
+            for i in range(bi * hw, (bi + 1) * hw, step):
+                j = min(i + step, (bi + 1) * hw)
+                gb = F.embedding(lv.kc[i:j], tb)
+                buf = torch.addcmul(gb[:, c:], xf[i:j] - mean[bi], gb[:, :c],
+                                    out=None if proj is not None else of[i:j])
+                if act:
+                    F.leaky_relu_(buf, 0.2)
+                a, b = torch.searchsorted(lv.bidx, torch.tensor([i, j], device=x.device)).tolist()
+                if b > a:
+                    buf.index_copy_(0, lv.bidx[a:b] - i, bres[a:b])
+                if proj is not None:
+                    torch.mm(buf, proj.t(), out=pf[i:j])
+        return out
 
 
 class _FastBlock(nn.Module):
-    def __init__(self, blk, offset: int, nhidden: int):
+    def __init__(self, blk, n_onehot: int):
         super().__init__()
         self.learned_shortcut = blk.learned_shortcut
-        names = ["norm_0", "norm_1"] + (["norm_s"] if blk.learned_shortcut else [])
-        self.norm_names = names
-        for i, n in enumerate(names):
-            setattr(self, n, _FastNorm(getattr(blk, n), slice(offset + i * nhidden, offset + (i + 1) * nhidden)))
+        for n in ("norm_0", "norm_1") + (("norm_s",) if blk.learned_shortcut else ()):
+            setattr(self, n, _FastNorm(getattr(blk, n), n_onehot))
         for n in ("conv_0", "conv_1") + (("conv_s",) if blk.learned_shortcut else ()):
             conv = getattr(blk, n)
             w = _plain_weight(conv).contiguous(memory_format=torch.channels_last)
@@ -130,187 +279,126 @@ class _FastBlock(nn.Module):
             b = _bias(conv)
             self.register_buffer(f"{n}_b", b if b is not None else None)
 
-    def forward(self, x: torch.Tensor, ctx: "_LevelCtx") -> torch.Tensor:
+    def forward(self, held: list, lv: _Level) -> torch.Tensor:
+        """``held``: [x], taken out so x is freed as soon as the block is done with it."""
+        x = held.pop()
+        trim_heap()
         if self.learned_shortcut:
-            x_s = F.conv2d(self.norm_s(x, ctx), self.conv_s_w, self.conv_s_b)
+            x_s = self.norm_s(x, lv, act=False, proj=self.conv_s_w.view(self.conv_s_w.shape[:2]))
+            if self.conv_s_b is not None:
+                x_s = x_s.add_(self.conv_s_b.view(1, -1, 1, 1))
+            # x is not needed again: normalise it in place
+            dx = conv3x3(self.norm_0(x, lv, act=True, inplace=True), self.conv_0_w, self.conv_0_b)
+            del x
         else:
             x_s = x
-        dx = F.conv2d(F.leaky_relu(self.norm_0(x, ctx), 0.2), self.conv_0_w, self.conv_0_b, padding=1)
-        dx = F.conv2d(F.leaky_relu(self.norm_1(dx, ctx), 0.2), self.conv_1_w, self.conv_1_b, padding=1)
-        return x_s + dx
-
-
-class _LevelCtx:
-    """What every SPADE at one resolution shares: hidden activations, the key map, boundary pixels."""
-
-    SPARSE_MAX_FRACTION = 0.85
-
-    def __init__(self, actv: torch.Tensor, key: torch.Tensor | None):
-        self.actv, self.key, self.sparse = actv, key, False
-        if key is None:
-            return
-        b, h, w = key.shape
-        if h < 5 or w < 5:
-            return
-        kf = key[:, None].float()
-        mx = F.max_pool2d(kf, 5, stride=1, padding=2)
-        mn = -F.max_pool2d(-kf, 5, stride=1, padding=2)
-        boundary = (mx != mn)[:, 0]
-        boundary[:, :2] = True
-        boundary[:, -2:] = True
-        boundary[:, :, :2] = True
-        boundary[:, :, -2:] = True
-        bidx = boundary.reshape(-1).nonzero()[:, 0]
-        if bidx.numel() > self.SPARSE_MAX_FRACTION * key.numel():
-            return
-        self.sparse, self.bidx = True, bidx
-        bi, r = bidx // (h * w), bidx % (h * w)
-        base = bi * (h + 2) * (w + 2) + (r // w) * (w + 2) + (r % w)
-        taps = torch.tensor([dy * (w + 2) + dx for dy in range(3) for dx in range(3)], device=key.device)
-        self.rows = base[:, None] + taps[None, :]                          # (Nb, 9) im2col rows
-        self._flat: dict[int, torch.Tensor] = {}
-
-    def cols(self, hidden: slice, i: int = 0, j: int | None = None) -> torch.Tensor:
-        """im2col rows (Nb, 9*nh) of one SPADE's hidden activations at the boundary pixels."""
-        flat = self._flat.get(hidden.start)
-        if flat is None:
-            # that SPADE's channels, zero-padded like the convolution, as contiguous rows
-            nhwc = F.pad(self.actv[:, hidden].permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))
-            flat = self._flat[hidden.start] = nhwc.reshape(-1, nhwc.shape[-1])
-        rows = self.rows[i:j]
-        return F.embedding(rows, flat).reshape(rows.shape[0], -1)
-
-
-class _SharedHidden(nn.Module):
-    """``relu(conv3x3(seg))`` for every SPADE at one resolution, in one operation."""
-
-    def __init__(self, convs: list[nn.Conv2d], n_onehot: int | None, gather: bool):
-        super().__init__()
-        w = torch.cat([c.weight.detach() for c in convs], 0)              # (O, C, 3, 3)
-        b = torch.cat([c.bias.detach() for c in convs], 0)
-        self.pad = convs[0].padding
-        self.register_buffer("b", b)
-        self.w_full = w                                                      # for the per-key tables
-        self.gather = gather and n_onehot is not None and w.shape[2:] == (3, 3)
-        if self.gather:
-            k = n_onehot
-            o = w.shape[0]
-            table = torch.zeros(9, k + 1, o)                                 # row k: the zero padding
-            table[:, :k] = w[:, :k].permute(2, 3, 1, 0).reshape(9, k, o)
-            self.register_buffer("table", table.reshape(9 * (k + 1), o))
-            self.k = k
-            rest = w[:, k:]
-            self.register_buffer("w_rest", rest.contiguous(memory_format=torch.channels_last)
-                                 if rest.shape[1] else None)
-        else:
-            self.register_buffer("w", w.contiguous(memory_format=torch.channels_last))
-
-    def forward(self, seg: torch.Tensor | None, labels: torch.Tensor | None, rest: torch.Tensor | None) -> torch.Tensor:
-        if not self.gather:
-            return F.relu(F.conv2d(seg, self.w, self.b, padding=self.pad))
-        bsz, h, w = labels.shape
-        lp = F.pad(labels, (1, 1, 1, 1), value=self.k)
-        # one bag of nine look-ups per pixel: tap i of the 3x3 window reads rows i*(k+1) + label
-        idx = torch.stack([lp[:, i // 3:i // 3 + h, i % 3:i % 3 + w] + i * (self.k + 1) for i in range(9)], -1)
-        acc = F.embedding_bag(idx.reshape(-1, 9), self.table, mode="sum").view(bsz, h, w, -1)
-        out = acc.permute(0, 3, 1, 2)                                        # NCHW view, channels_last strides
-        if self.w_rest is not None:
-            out = out + F.conv2d(rest, self.w_rest, None, padding=self.pad)
-        return F.relu(out + self.b.view(1, -1, 1, 1))
+            dx = conv3x3(self.norm_0(x, lv, act=True), self.conv_0_w, self.conv_0_b)
+        dx = conv3x3(self.norm_1(dx, lv, act=True, inplace=True), self.conv_1_w, self.conv_1_b)
+        return dx.add_(x_s)
 
 
 class FastSPADEGenerator(nn.Module):
-    """Drop-in replacement for a non-VAE or VAE :class:`SPADEGenerator` at inference."""
+    """Drop-in replacement for a non-VAE or VAE :class:`SPADEGenerator` at inference.
 
-    def __init__(self, ref: SPADEGenerator, n_onehot: int | None = None, gather: bool | None = None,
-                 sparse: bool = True):
+    ``n_onehot``: the one-hot class channels (with dontcare) of the semantic input; one more channel,
+    if the model has it, is the instance-edge map. Models whose SPADEs cannot be computed by look-ups
+    (no class count, 5x5 SPADE kernels, several extra channels) run the reference.
+    """
+
+    def __init__(self, ref: SPADEGenerator, n_onehot: int | None = None):
         super().__init__()
         cfg = ref.cfg
         self.cfg = cfg
-        nh = cfg.nhidden
+        self._ref = [ref]                     # not a submodule: the weights are the same tensors
+        self.lookup = supports_lookup(ref, n_onehot)
+        self.n_onehot = n_onehot
+        self.edge = bool(self.lookup and cfg.semantic_nc == n_onehot + 1)
         ups = cfg.num_upsampling_layers
         order = ["head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3"] + (
             ["up_4"] if ups == "most" else [])
         lv = {"head_0": 0, "G_middle_0": 1, "G_middle_1": 1 if ups == "normal" else 2}
-        base = lv["G_middle_1"] + 1
         for i, n in enumerate(order[3:]):
-            lv[n] = base + i
-        self.levels = lv
-        self.order = order
-        if gather is None:
-            gather = n_onehot is not None and n_onehot >= GATHER_MIN_CLASSES
-        shared = {}
-        offsets = {}
+            lv[n] = lv["G_middle_1"] + 1 + i
+        self.levels, self.order = lv, order
+        self.latent_size = ref.latent_size
+        if not self.lookup:
+            self.eval()
+            return
+        self.blocks = nn.ModuleDict({n: _FastBlock(getattr(ref, n), n_onehot) for n in order})
+        self.max_2c = {}
         for n in order:
-            blk = getattr(ref, n)
-            norms = ["norm_0", "norm_1"] + (["norm_s"] if blk.learned_shortcut else [])
-            lst = shared.setdefault(lv[n], [])
-            offsets[n] = len(lst) * nh
-            lst.extend(getattr(blk, m).mlp_shared[0] for m in norms)
-        self.shared = nn.ModuleDict({str(k): _SharedHidden(v, n_onehot, gather) for k, v in shared.items()})
-        self.blocks = nn.ModuleDict({n: _FastBlock(getattr(ref, n), offsets[n], nh) for n in order})
+            blk = self.blocks[n]
+            c = max(getattr(blk, m).c for m in ("norm_0", "norm_1", "norm_s") if hasattr(blk, m))
+            self.max_2c[lv[n]] = max(self.max_2c.get(lv[n], 0), 2 * c)
         self.register_buffer("fc_w", ref.fc.weight.detach())
         self.register_buffer("fc_b", ref.fc.bias.detach())
         self.register_buffer("img_w", ref.conv_img.weight.detach())
         self.register_buffer("img_b", ref.conv_img.bias.detach())
-        self.n_onehot = n_onehot
-        n_rest = ref.fc.weight.shape[1] - n_onehot if (n_onehot and not cfg.use_vae) else (
-            cfg.semantic_nc - n_onehot if n_onehot else 0)
-        # per-key tables need the extra channels to be at most one binary (instance edge) map
-        self.sparse = bool(sparse and n_onehot and n_rest in (0, 1))
-        if self.sparse:
-            for n in order:
-                sh_mod = self.shared[str(lv[n])]
-                for m in self.blocks[n].norm_names:
-                    getattr(self.blocks[n], m).build_table(sh_mod.w_full, sh_mod.b, n_onehot)
-        for sh_mod in self.shared.values():
-            del sh_mod.w_full
-        self.latent_size = ref.latent_size
         self.eval()
+
+    def keys_from_semantics(self, seg: torch.Tensor) -> torch.Tensor | None:
+        """(B, H, W) keys if ``seg`` is exactly one-hot [+ a 0/1 edge channel], else None."""
+        k = self.n_onehot
+        oh = seg[:, :k]
+        if not (bool((oh.amin() >= 0).item()) and bool((oh.sum(1) == 1).all()) and bool((oh.amax(1) == 1).all())):
+            return None
+        lab = oh.argmax(1)
+        if not self.edge:
+            return lab
+        e = seg[:, k]
+        if not bool(((e == 0) | (e == 1)).all()):
+            return None
+        return lab * 2 + e.long()
 
     @torch.inference_mode()
     def forward(self, seg: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        keys = self.keys_from_semantics(seg) if self.lookup else None
+        if keys is None:
+            return self._ref[0](seg, z)
+        return self.forward_labels(keys, z)
+
+    @torch.inference_mode()
+    def forward_labels(self, keys: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``keys``: (B, H, W) integers, class (or ``2 * class + edge`` for models with an edge input)."""
+        if not self.lookup:
+            raise ValueError("this model has no look-up path; call it with the semantic tensor")
         cfg = self.cfg
-        seg = seg.contiguous(memory_format=torch.channels_last)
-        sh, sw = self.latent_size(seg.shape[2], seg.shape[3])
-        k = self.n_onehot
-        labels_full = seg[:, :k].argmax(1) if k else None
+        keys = keys.long()
+        bsz, h, w = keys.shape
+        sh, sw = self.latent_size(h, w)
+        dt = self.fc_w.dtype
+
+        def at(hh: int, ww: int) -> torch.Tensor:
+            if (hh, ww) == (h, w):
+                return keys
+            return F.interpolate(keys[:, None].to(torch.float64), size=(hh, ww), mode="nearest")[:, 0].long()
+
         if cfg.use_vae:
             if z is None:
-                z = torch.randn(seg.shape[0], cfg.z_dim, device=seg.device, dtype=seg.dtype)
+                z = torch.randn(bsz, cfg.z_dim, device=keys.device, dtype=dt)
             x = F.linear(z, self.fc_w, self.fc_b).view(-1, 16 * cfg.ngf, sh, sw)
         else:
-            x = F.conv2d(F.interpolate(seg, size=(sh, sw), mode="nearest"), self.fc_w, self.fc_b, padding=1)
+            small = at(sh, sw)
+            k = self.n_onehot
+            cls = small // 2 if self.edge else small
+            seg = F.one_hot(cls, k).permute(0, 3, 1, 2).to(dt)
+            if self.edge:
+                seg = torch.cat([seg, (small % 2)[:, None].to(dt)], 1)
+            x = F.conv2d(seg, self.fc_w, self.fc_b, padding=1)
         x = x.contiguous(memory_format=torch.channels_last)
-        ctx_cache: dict[int, _LevelCtx] = {}
-        prev_level = 0
+        level, cur = 0, None
+        cin = self.n_onehot + (1 if self.edge else 0)
         for n in self.order:
-            level = self.levels[n]
-            if level != prev_level:
+            if self.levels[n] != level:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
-                prev_level = level
-            if level not in ctx_cache:
-                ctx_cache.clear()       # lower resolutions are done with
-                trim_heap()
-                ctx_cache[level] = self._level(seg, labels_full, x.shape[2], x.shape[3], level)
-            x = self.blocks[n](x, ctx_cache[level])
-        x = F.conv2d(F.leaky_relu(x, 0.2), self.img_w, self.img_b, padding=1)
-        return torch.tanh(x).contiguous()
-
-    def _level(self, seg, labels_full, h: int, w: int, level: int) -> _LevelCtx:
-        k = self.n_onehot
-        same = (h, w) == tuple(seg.shape[2:])
-        shared = self.shared[str(level)]
-        resize = (lambda t: t) if same else (lambda t: F.interpolate(t, size=(h, w), mode="nearest"))
-        lab = rest = s = None
-        if labels_full is not None:
-            lab = labels_full if same else resize(labels_full[:, None].float())[:, 0].long()
-            if seg.shape[1] > k:
-                rest = resize(seg[:, k:])
-        if not shared.gather:
-            s = resize(seg)
-        actv = shared(s, lab, rest)
-        key = None
-        if self.sparse:
-            key = lab if rest is None else lab * 2 + (rest[:, 0] > 0.5).long()
-        return _LevelCtx(actv, key)
+                level = self.levels[n]
+            if cur is None or cur.shape[1:] != tuple(x.shape[2:]):
+                cur = None
+                trim_heap()        # the lower resolutions are done with
+                cur = _Level(at(x.shape[2], x.shape[3]), self.edge, self.n_onehot, cin, self.max_2c[self.levels[n]])
+            held = [x]
+            del x
+            x = self.blocks[n](held, cur)
+        cur = None
+        x = F.conv2d(F.leaky_relu_(x, 0.2), self.img_w, self.img_b, padding=1)
+        return torch.tanh_(x).contiguous()

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import engine.models.pix2pixhd_fast as pf
-from engine.labels.maps import resize_nearest, semantics_tensor
+from engine.labels.maps import label_keys, resize_nearest, semantics_tensor
 from engine.models.pix2pixhd import Pix2PixHDConfig, build_generator
 
 TOL = 1e-4
@@ -52,7 +52,7 @@ def test_fast_matches_reference_on_cityscapes(city, monkeypatch, netG, feat, str
     fast = pf.FastPix2PixHD(g, 35, instance_edge=True)
     with torch.inference_mode():
         ref = g(x)
-        a = fast.forward_labels(pf.label_keys(lab, inst), f)
+        a = fast.forward_labels(label_keys(lab, inst), f)
         b = fast(x)                                        # the reference's one-hot input works too
     assert ref.std() > 0.05                                # a real image, not a constant
     assert (a - ref).abs().max().item() <= TOL
@@ -65,7 +65,7 @@ def test_dense_global_input_fallback_matches(city, monkeypatch):
     g = _net("local", 36, 4)
     fast = pf.FastPix2PixHD(g, 35)
     with torch.inference_mode():
-        d = (fast.forward_labels(pf.label_keys(lab, inst)) - g(semantics_tensor(lab, 35, inst))).abs().max()
+        d = (fast.forward_labels(label_keys(lab, inst)) - g(semantics_tensor(lab, 35, inst))).abs().max()
     assert d.item() <= TOL
 
 

@@ -14,13 +14,23 @@ VECTORS = [("spade_coco_like_ngf2.pt", "normal", 7), ("spade_ade_like_most_ngf2.
 
 
 @pytest.mark.parametrize("name,ups,k", VECTORS)
-@pytest.mark.parametrize("gather", [False, True])
-def test_fast_path_matches_vectors(vectors, name, ups, k, gather):
+@pytest.mark.parametrize("via", ["semantics", "keys"])
+def test_fast_path_matches_vectors(vectors, name, ups, k, via):
     d = torch.load(vectors / name, weights_only=True)
     g = load_generator(d["state_dict"], infer_config(d["state_dict"], ups, tuple(d["config"]["image_hw"])))
-    f = FastSPADEGenerator(g, n_onehot=k, gather=gather)
-    out = f(d["inputs"]["input_semantics"], d["inputs"].get("z"))
+    f = FastSPADEGenerator(g, n_onehot=k)
+    assert f.lookup
+    seg = d["inputs"]["input_semantics"]
+    if via == "keys":
+        keys = f.keys_from_semantics(seg)
+        assert keys is not None
+        out = f.forward_labels(keys, d["inputs"].get("z"))
+    else:
+        out = f(seg, d["inputs"].get("z"))
     assert (out - d["output"]).abs().max().item() <= 1e-5
+    # the reference, whose weights are now views of the fast path's layouts, still gives the vector
+    with torch.no_grad():
+        assert (g(seg, d["inputs"].get("z")) - d["output"]).abs().max().item() <= 1e-5
 
 
 def _calibrated_reference(g, seg):
@@ -42,9 +52,8 @@ def test_fast_path_matches_reference_on_full_size_coco(manifests):
     lab = torch.nn.functional.interpolate(lab.float(), size=(64, 64)).long()     # blocky, like real maps
     seg = semantics_tensor(lab, 183, lab)
     ref = _calibrated_reference(g, seg)
-    for gather in (False, True):
-        out = FastSPADEGenerator(g, n_onehot=183, gather=gather)(seg)
-        assert (out - ref).abs().max().item() <= 1e-4
+    out = FastSPADEGenerator(g, n_onehot=183)(seg)
+    assert (out - ref).abs().max().item() <= 1e-4
 
 
 def test_generate_fast_and_reference_agree():
@@ -60,25 +69,55 @@ def test_generate_fast_and_reference_agree():
 
 
 @pytest.mark.parametrize("edge", [False, True])
-def test_sparse_boundary_path_is_exact(monkeypatch, edge):
-    """Force the table+boundary path at every level and compare with the reference."""
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_boundary_paths_are_exact(monkeypatch, edge, norm):
+    """Both boundary computations (per-pattern taps and im2col), split into chunks, in a batch of two."""
     from engine.models import spade_fast
 
-    monkeypatch.setattr(spade_fast._LevelCtx, "SPARSE_MAX_FRACTION", 1.0)
-    seen = []
-    orig = spade_fast._LevelCtx.__init__
+    monkeypatch.setattr(spade_fast._Level, "Y_BYTES", 1 << 16)          # force many chunks
+    monkeypatch.setattr(spade_fast, "MOD_CHUNK_ELEMS", 1000)
+    ways = []
+    orig = spade_fast._Level.__init__
 
-    def spy(self, actv, key):
-        orig(self, actv, key)
-        seen.append(self.sparse)
-    monkeypatch.setattr(spade_fast._LevelCtx, "__init__", spy)
+    def spy(self, *a):
+        orig(self, *a)
+        ways.extend((c[1] is not None, c[3]) for c in self.chunks)
+    monkeypatch.setattr(spade_fast._Level, "__init__", spy)
     torch.manual_seed(1)
     k = 30
-    g = SPADEGenerator(SpadeConfig(semantic_nc=k + (1 if edge else 0), ngf=4, nhidden=16))
+    g = SPADEGenerator(SpadeConfig(semantic_nc=k + (1 if edge else 0), ngf=4, nhidden=16, norm=norm))
     lab = torch.nn.functional.interpolate(torch.randint(0, k, (2, 1, 4, 6)).float(), size=(64, 96)).long()
-    seg = semantics_tensor(lab, k, lab if edge else None)
+    inst = lab.clone()
+    inst[:, :, 10:30, 20:50] += 100                # an instance inside a region: edge bits without a class change
+    seg = semantics_tensor(lab, k, inst if edge else None)
     ref = _calibrated_reference(g, seg)
     fast = FastSPADEGenerator(g, n_onehot=k)
-    assert fast.sparse
+    assert fast.lookup and fast.edge == edge
     out = fast(seg)
-    assert any(seen) and (out - ref).abs().max().item() <= 1e-4
+    assert (True, True) in ways and (True, False) in ways      # split chunks, both ways
+    assert (out - ref).abs().max().item() <= 1e-4
+
+
+def test_many_keys_and_noise_labels():
+    """More keys than the packed pattern code holds (unique rows instead), every pixel a boundary."""
+    torch.manual_seed(2)
+    k = 150
+    g = SPADEGenerator(SpadeConfig(semantic_nc=k + 1, ngf=4, nhidden=8))
+    lab = torch.randint(0, k, (1, 1, 64, 64))
+    seg = semantics_tensor(lab, k, torch.randint(0, 3, (1, 1, 64, 64)))
+    ref = _calibrated_reference(g, seg)
+    out = FastSPADEGenerator(g, n_onehot=k)(seg)
+    assert (out - ref).abs().max().item() <= 1e-4
+
+
+def test_soft_input_runs_the_reference():
+    """A semantic tensor that is not exactly one-hot cannot be read as keys: the reference runs it."""
+    torch.manual_seed(3)
+    k = 12
+    g = SPADEGenerator(SpadeConfig(semantic_nc=k, ngf=4, nhidden=8)).eval()
+    seg = semantics_tensor(torch.randint(0, k, (1, 1, 32, 32)), k)
+    seg[0, :, 5, 5] = 1.0 / k
+    fast = FastSPADEGenerator(g, n_onehot=k)
+    assert fast.keys_from_semantics(seg) is None
+    with torch.no_grad():
+        assert torch.equal(fast(seg), g(seg))

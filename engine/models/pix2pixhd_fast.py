@@ -32,7 +32,7 @@ from .pix2pixhd import GlobalGenerator, LocalEnhancer, ResnetBlock
 EPS = 1e-5                      # nn.InstanceNorm2d default, as the official networks use
 STRIP_PIXELS = 1 << 14          # output pixels per strip at full resolution
 SPARSE_MAX_FRACTION = 0.3       # above this share of mixed pooling windows the global input is dense
-RESIDUAL_CHUNK = 4096           # residual pixels per matrix product
+RESIDUAL_CHUNK = 1024           # residual pixels per matrix product
 
 
 def _cl(t: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,7 @@ def _pixels(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
 
 
-MOMENT_CHUNK = 1 << 15
+MOMENT_CHUNK = 1 << 20          # activations per chunk of the squared-deviation pass (4 MB)
 
 
 def _moments(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -87,9 +87,10 @@ def _moments(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     n = p.shape[0]
     mean = p.sum(0) / n
     m2 = torch.zeros_like(mean)
-    for i in range(0, n, MOMENT_CHUNK):
-        d = p[i:i + MOMENT_CHUNK] - mean
-        m2 += (d * d).sum(0)
+    step = max(1, MOMENT_CHUNK // max(1, p.shape[1]))
+    for i in range(0, n, step):
+        d = p[i:i + step] - mean
+        m2 += d.mul_(d).sum(0)
     return mean, m2, n
 
 
@@ -125,13 +126,13 @@ def _wino_mats(device, dtype):
 
 
 WINO_OUT_CHUNK = 256            # output channels per batched product
-WINO_WEIGHT_CHUNK = 32          # output channels per weight transform (stays in cache)
 
 
 def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """'valid' 3x3 convolution of an already padded (1, C, H+2, W+2) tensor by Winograd F(4x4, 3x3):
     4x fewer multiplies. Worth it for many channels on small maps (the 1024-channel residual blocks);
-    the weights are transformed on the fly, a cache-sized chunk at a time, so nothing is stored twice."""
+    the weights are transformed on the fly, WINO_OUT_CHUNK output channels at a time, so nothing is
+    stored twice."""
     kb, kg, ka = _wino_mats(xp.device, xp.dtype)
     _, c, hp, wp = xp.shape
     h, wd = hp - 2, wp - 2
@@ -148,9 +149,7 @@ def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) 
     for k0 in range(0, k, WINO_OUT_CHUNK):
         k1 = min(k, k0 + WINO_OUT_CHUNK)
         kc = k1 - k0
-        for j in range(k0, k1, WINO_WEIGHT_CHUNK):
-            j1 = min(k1, j + WINO_WEIGHT_CHUNK)
-            u[:, (j - k0) * c:(j1 - k0) * c] = kg @ wf[j * c:j1 * c].T
+        torch.mm(kg, wf[k0 * c:k1 * c].T, out=u[:, :kc * c])              # weights transformed in place
         m = torch.bmm(v, u[:, :kc * c].view(36, kc, c).transpose(1, 2))   # 36, T, Kc
         y = (ka @ m.reshape(36, t * kc)).view(4, 4, th, tw, kc)
         out[..., k0:k1] = y.permute(2, 0, 3, 1, 4)
@@ -195,14 +194,31 @@ def conv_transpose_phases(x: torch.Tensor, phases: list[torch.Tensor], b: torch.
 def _conv_transpose_strips(x: torch.Tensor, phases: list[torch.Tensor], b: torch.Tensor | None) -> torch.Tensor:
     """:func:`conv_transpose_phases` of a whole tensor, strip by strip into one channels_last output."""
     h, w = x.shape[2], x.shape[3]
-    out = torch.empty(1, phases[0].shape[0], 2 * h, 2 * w, dtype=x.dtype, device=x.device).contiguous(
-        memory_format=torch.channels_last)
+    trim_heap()
+    out = torch.empty(1, phases[0].shape[0], 2 * h, 2 * w, dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
     step = max(1, _strip_rows(2 * w) // 2)
     for m0 in range(0, h, step):
         m1 = min(h, m0 + step)
         last = m1 == h
         out[:, :, 2 * m0:2 * m1] = conv_transpose_phases(x[:, :, m0:m1 + (0 if last else 1)], phases, b,
                                                          last_row_zero=last)
+    return out
+
+
+def _conv_s2_strips(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """3x3 stride-2 convolution, zero padding 1, in strips of output rows into one channels_last
+    tensor (oneDNN re-lays a whole-map input out in another format: a second copy of it)."""
+    _, _, hh, ww = x.shape
+    ho, wo = (hh - 1) // 2 + 1, (ww - 1) // 2 + 1
+    trim_heap()
+    out = torch.empty(1, w.shape[0], ho, wo, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    step = max(1, _strip_rows(wo))
+    for q0 in range(0, ho, step):
+        q1 = min(ho, q0 + step)
+        a, e = max(0, 2 * q0 - 1), min(hh, 2 * q1)                     # input rows read
+        s = F.pad(x[:, :, a:e], (1, 1, 1 if q0 == 0 else 0, 2 * q1 - e))
+        out[:, :, q0:q1] = F.conv2d(_cl(s), w, b, stride=2)
     return out
 
 
@@ -246,7 +262,7 @@ class _KeyConv:
     def conv_into(self, keys_p: torch.Tensor, feat_p: torch.Tensor | None = None) -> torch.Tensor:
         """The whole 'valid' convolution of a padded key map, channels_last, computed in strips."""
         h, w = keys_p.shape[0] - self.kh + 1, keys_p.shape[1] - self.kw + 1
-        out = torch.empty(1, self.o, h, w, device=keys_p.device).contiguous(memory_format=torch.channels_last)
+        out = torch.empty(1, self.o, h, w, device=keys_p.device, memory_format=torch.channels_last)
         step = _strip_rows(w)
         for r0 in range(0, h, step):
             r1 = min(h, r0 + step)
@@ -368,7 +384,7 @@ class FastPix2PixHD(nn.Module):
         comes in a list that is emptied, so it is freed as soon as it has been read."""
         x = held.pop()
         for conv in self.g_down:
-            x = _in_relu_(_cl(F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1)))
+            x = _in_relu_(_conv_s2_strips(x, conv.weight, conv.bias))
         for blk in self.g_blocks:
             c1, c2 = blk.conv_block[1], blk.conv_block[5]
             y = _in_relu_(self._conv3_reflect(x, c1))
@@ -498,8 +514,7 @@ class FastPix2PixHD(nn.Module):
         scale, shift = st.scale_shift(torch.float32)
         down = self.l_down
         ho, wo = (hh - 1) // 2 + 1, (ww - 1) // 2 + 1
-        out = torch.empty(1, down.weight.shape[0], ho, wo, device=keys.device).contiguous(
-            memory_format=torch.channels_last)
+        out = torch.empty(1, down.weight.shape[0], ho, wo, device=keys.device, memory_format=torch.channels_last)
         for q0 in range(0, ho, step // 2):
             q1 = min(ho, q0 + step // 2)
             a, b = max(0, 2 * q0 - 1), min(hh, 2 * q1)                     # full-res rows read
@@ -509,10 +524,16 @@ class FastPix2PixHD(nn.Module):
         return out
 
     def _conv3_rows(self, x: torch.Tensor, conv: nn.Conv2d, r0: int, r1: int) -> torch.Tensor:
-        """Rows r0..r1-1 of conv3x3(reflect_pad1(x))."""
-        idx = _reflect_index(r0 - 1, r1 + 1, x.shape[2], x.device)
-        s = F.pad(x.index_select(2, idx), (1, 1, 0, 0), mode="reflect")
-        return F.conv2d(_cl(s), conv.weight, conv.bias)
+        """Rows r0..r1-1 of conv3x3(reflect_pad1(x)); the padded strip is built with one copy."""
+        _, c, hh, ww = x.shape
+        n = r1 - r0
+        s = torch.empty(1, c, n + 2, ww + 2, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+        s[:, :, 1:n + 1, 1:ww + 1] = x[:, :, r0:r1]
+        s[:, :, 0, 1:ww + 1] = x[:, :, abs(r0 - 1)]
+        s[:, :, n + 1, 1:ww + 1] = x[:, :, r1 if r1 < hh else 2 * (hh - 1) - r1]
+        s[:, :, :, 0] = s[:, :, :, 2]
+        s[:, :, :, ww + 1] = s[:, :, :, ww - 1]
+        return F.conv2d(s, conv.weight, conv.bias)
 
     def _resblock_(self, x: torch.Tensor, blk: ResnetBlock) -> None:
         """x += IN(conv(relu(IN(conv(x))))) with one extra buffer; the second convolution overwrites its

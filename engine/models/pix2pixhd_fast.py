@@ -222,6 +222,17 @@ def _conv_s2_strips(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) ->
     return out
 
 
+def _window_reduce(a: torch.Tensor, k: int, dim: int, op) -> torch.Tensor:
+    """``op`` (max or min) over every length-k window along ``dim`` ('valid'), by doubling spans."""
+    span = 1
+    while span < k:
+        s = min(span, k - span)
+        n = a.shape[dim] - s
+        a = op(a.narrow(dim, 0, n), a.narrow(dim, s, n))
+        span += s
+    return a
+
+
 # ---- convolutions of one-hot maps -------------------------------------------------------------------
 
 class _KeyConv:
@@ -238,20 +249,37 @@ class _KeyConv:
         self.nkeys = cls.shape[1]
         self.tap_base = (torch.arange(kh * kw, dtype=torch.int32, device=w.device) * self.nkeys).view(kh, kw)
         self.table = cls.reshape(-1, o).contiguous()
+        self.tsum = cls.sum(0)                                             # (keys, O): a one-key window
         self.b = b
         nfeat = cin - k_onehot - (1 if edge else 0)
         self.w_feat = _cl(w[:, cin - nfeat:].contiguous()) if nfeat else None
         nres = cin - nfeat                    # residual rows cover the class and edge channels
         self.w_res = w[:, :nres].permute(1, 2, 3, 0).reshape(nres, kh * kw * o).contiguous()
 
-    def rows(self, keys_p: torch.Tensor, r0: int, r1: int, feat_p: torch.Tensor | None = None) -> torch.Tensor:
-        """Output rows r0..r1-1 of the 'valid' convolution of a padded key map (Hp, Wp)."""
-        wout = keys_p.shape[1] - self.kw + 1
+    def mixed(self, keys_p: torch.Tensor) -> torch.Tensor:
+        """(Hp-kh+1, Wp-kw+1) bool: the 'valid' windows of a padded key map that hold more than one key
+        (separable window max and min)."""
+        mx = _window_reduce(_window_reduce(keys_p, self.kw, 1, torch.maximum), self.kh, 0, torch.maximum)
+        mn = _window_reduce(_window_reduce(keys_p, self.kw, 1, torch.minimum), self.kh, 0, torch.minimum)
+        return mx != mn
+
+    def rows(self, keys_p: torch.Tensor, r0: int, r1: int, feat_p: torch.Tensor | None = None,
+             mixed_map: torch.Tensor | None = None) -> torch.Tensor:
+        """Output rows r0..r1-1 of the 'valid' convolution of a padded key map (Hp, Wp). Where the
+        window holds one key the output is that key's sum of taps; elsewhere, one bag of taps per pixel."""
+        kh, kw = self.kh, self.kw
+        wp = keys_p.shape[1]
+        wout = wp - kw + 1
         n = r1 - r0
-        win = keys_p[r0:r1 + self.kh - 1].unfold(0, self.kh, 1).unfold(1, self.kw, 1)   # n, wout, kh, kw
-        idx = torch.empty(n, wout, self.kh, self.kw, dtype=keys_p.dtype, device=keys_p.device)
-        torch.add(win, self.tap_base, out=idx)                              # one bag of taps per pixel
-        out = F.embedding_bag(idx.view(-1, self.kh * self.kw), self.table, mode="sum")
+        strip = keys_p[r0:r1 + kh - 1]
+        mixed = (self.mixed(strip) if mixed_map is None else mixed_map[r0:r1]).reshape(-1)
+        out = F.embedding(strip[kh // 2:kh // 2 + n, kw // 2:kw // 2 + wout].reshape(-1), self.tsum)
+        pix = mixed.nonzero()[:, 0]
+        if pix.numel():
+            base = (pix // wout) * wp + pix % wout
+            off = (torch.arange(kh, device=pix.device)[:, None] * wp + torch.arange(kw, device=pix.device)).view(1, -1)
+            idx = strip.reshape(-1)[base[:, None] + off] + self.tap_base.view(1, -1)
+            out.index_copy_(0, pix, F.embedding_bag(idx, self.table, mode="sum"))
         out = out.view(1, n, wout, self.o).permute(0, 3, 1, 2)            # channels_last NCHW view
         if self.b is not None:
             out = out + self.b.view(1, -1, 1, 1)
@@ -264,9 +292,10 @@ class _KeyConv:
         h, w = keys_p.shape[0] - self.kh + 1, keys_p.shape[1] - self.kw + 1
         out = torch.empty(1, self.o, h, w, device=keys_p.device, memory_format=torch.channels_last)
         step = _strip_rows(w)
+        mixed = self.mixed(keys_p)
         for r0 in range(0, h, step):
             r1 = min(h, r0 + step)
-            out[:, :, r0:r1] = self.rows(keys_p, r0, r1, feat_p)
+            out[:, :, r0:r1] = self.rows(keys_p, r0, r1, feat_p, mixed)
         return out
 
     def add_residual(self, out: torch.Tensor, res: torch.Tensor, pos: torch.Tensor) -> None:
@@ -509,8 +538,9 @@ class FastPix2PixHD(nn.Module):
         conv = self.l_first
         step = _strip_rows(ww) // 2 * 2
         st = _Stats(conv.o, keys.device)
+        mixed = conv.mixed(kp)
         for r0 in range(0, hh, step):
-            st.add(conv.rows(kp, r0, min(hh, r0 + step), fp))
+            st.add(conv.rows(kp, r0, min(hh, r0 + step), fp, mixed))
         scale, shift = st.scale_shift(torch.float32)
         down = self.l_down
         ho, wo = (hh - 1) // 2 + 1, (ww - 1) // 2 + 1
@@ -518,7 +548,7 @@ class FastPix2PixHD(nn.Module):
         for q0 in range(0, ho, step // 2):
             q1 = min(ho, q0 + step // 2)
             a, b = max(0, 2 * q0 - 1), min(hh, 2 * q1)                     # full-res rows read
-            s = _norm_(conv.rows(kp, a, b, fp).contiguous(memory_format=torch.channels_last), scale, shift)
+            s = _norm_(conv.rows(kp, a, b, fp, mixed).contiguous(memory_format=torch.channels_last), scale, shift)
             s = F.pad(s, (1, 1, 1 if q0 == 0 else 0, max(0, 2 * q1 - hh)))
             out[:, :, q0:q1] = F.conv2d(s, down.weight, down.bias, stride=2)
         return out

@@ -45,6 +45,23 @@ def _reflect_index(lo: int, hi: int, n: int, device) -> torch.Tensor:
     return torch.where(i >= n, 2 * (n - 1) - i, i)
 
 
+def _padded_strip(src: torch.Tensor, row0: int, r0: int, r1: int, hh: int, p: int) -> torch.Tensor:
+    """Rows r0..r1-1 of an ``hh``-row map reflection-padded by ``p`` on every side, as one channels_last
+    tensor built with one copy. ``src`` holds the map's rows ``row0 ..`` (all that the strip reads)."""
+    _, c, _, w = src.shape
+    n = r1 - r0 + 2 * p
+    s = torch.empty(1, c, n, w + 2 * p, dtype=src.dtype, device=src.device, memory_format=torch.channels_last)
+    top, bot = max(0, p - r0), max(0, r1 + p - hh)
+    s[:, :, top:n - bot, p:p + w] = src[:, :, r0 - p + top - row0:r1 + p - bot - row0]
+    for i in list(range(top)) + list(range(n - bot, n)):
+        img = r0 - p + i
+        s[:, :, i, p:p + w] = src[:, :, (-img if img < 0 else 2 * (hh - 1) - img) - row0]
+    for j in range(p):
+        s[:, :, :, j] = s[:, :, :, 2 * p - j]
+        s[:, :, :, p + w + j] = s[:, :, :, p + w - 2 - j]
+    return s
+
+
 def _strip_rows(w: int) -> int:
     """Rows per strip for a map ``w`` pixels wide."""
     return max(4, STRIP_PIXELS // max(w, 1))
@@ -179,16 +196,23 @@ def conv_transpose_phases(x: torch.Tensor, phases: list[torch.Tensor], b: torch.
 
     With ``last_row_zero`` the row below ``x`` is the zero beyond the image and the result has 2h rows;
     otherwise the last row of ``x`` is only read (the next strip's first row) and the result has 2(h-1)."""
+    parts = conv_transpose_parts(x, phases, b, last_row_zero)
+    _, cout, h, w = parts[0].shape
+    out = torch.empty(1, h, 2, w, 2, cout, dtype=x.dtype, device=x.device)   # channels_last storage
+    for (py, px), part in zip(((0, 0), (0, 1), (1, 0), (1, 1)), parts):
+        out[:, :, py, :, px] = part.permute(0, 2, 3, 1)
+    return out.view(1, 2 * h, 2 * w, cout).permute(0, 3, 1, 2)
+
+
+def conv_transpose_parts(x: torch.Tensor, phases: list[torch.Tensor], b: torch.Tensor | None,
+                         last_row_zero: bool = True) -> list[torch.Tensor]:
+    """The four output phases (even/odd row, even/odd column) of :func:`conv_transpose_phases`, not
+    interleaved: what whole-map statistics need."""
     ee, eo, oe, oo = phases
     xr = _cl(F.pad(x, (0, 1, 0, 1 if last_row_zero else 0)))     # zero column (and row) beyond the end
     h, w = xr.shape[2] - 1, xr.shape[3] - 1
-    cout = ee.shape[0]
-    out = torch.empty(1, h, 2, w, 2, cout, dtype=x.dtype, device=x.device)   # channels_last storage
-    out[:, :, 0, :, 0] = F.conv2d(xr[:, :, :h, :w], ee, b).permute(0, 2, 3, 1)
-    out[:, :, 0, :, 1] = F.conv2d(xr[:, :, :h, :], eo, b).permute(0, 2, 3, 1)
-    out[:, :, 1, :, 0] = F.conv2d(xr[:, :, :, :w], oe, b).permute(0, 2, 3, 1)
-    out[:, :, 1, :, 1] = F.conv2d(xr, oo, b).permute(0, 2, 3, 1)
-    return out.view(1, 2 * h, 2 * w, cout).permute(0, 3, 1, 2)
+    return [F.conv2d(xr[:, :, :h, :w], ee, b), F.conv2d(xr[:, :, :h, :], eo, b),
+            F.conv2d(xr[:, :, :, :w], oe, b), F.conv2d(xr, oo, b)]
 
 
 def _conv_transpose_strips(x: torch.Tensor, phases: list[torch.Tensor], b: torch.Tensor | None) -> torch.Tensor:
@@ -555,15 +579,7 @@ class FastPix2PixHD(nn.Module):
 
     def _conv3_rows(self, x: torch.Tensor, conv: nn.Conv2d, r0: int, r1: int) -> torch.Tensor:
         """Rows r0..r1-1 of conv3x3(reflect_pad1(x)); the padded strip is built with one copy."""
-        _, c, hh, ww = x.shape
-        n = r1 - r0
-        s = torch.empty(1, c, n + 2, ww + 2, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-        s[:, :, 1:n + 1, 1:ww + 1] = x[:, :, r0:r1]
-        s[:, :, 0, 1:ww + 1] = x[:, :, abs(r0 - 1)]
-        s[:, :, n + 1, 1:ww + 1] = x[:, :, r1 if r1 < hh else 2 * (hh - 1) - r1]
-        s[:, :, :, 0] = s[:, :, :, 2]
-        s[:, :, :, ww + 1] = s[:, :, :, ww - 1]
-        return F.conv2d(s, conv.weight, conv.bias)
+        return F.conv2d(_padded_strip(x, 0, r0, r1, x.shape[2], 1), conv.weight, conv.bias)
 
     def _resblock_(self, x: torch.Tensor, blk: ResnetBlock) -> None:
         """x += IN(conv(relu(IN(conv(x))))) with one extra buffer; the second convolution overwrites its
@@ -601,16 +617,21 @@ class FastPix2PixHD(nn.Module):
             hh, ww = 2 * x.shape[2], 2 * x.shape[3]
             ph = self.l_up_phases
 
-            def raw(a, b):       # convT output rows a..b-1 (a even)
+            def src(a, b):       # the input rows that convT output rows a..b-1 (a even) read
                 m0, m1 = a // 2, -(-b // 2)
                 last = m1 >= x.shape[2]
-                src = x[:, :, m0:m1 + (0 if last else 1)]
-                return conv_transpose_phases(src, ph, up.bias, last_row_zero=last)[:, :, : b - a]
+                return x[:, :, m0:m1 + (0 if last else 1)], last
+
+            def raw(a, b):
+                s, last = src(a, b)
+                return conv_transpose_phases(s, ph, up.bias, last_row_zero=last)[:, :, : b - a]
 
             step = _strip_rows(ww) // 2 * 2
             st = _Stats(up.weight.shape[1], x.device)
-            for r0 in range(0, hh, step):
-                st.add(raw(r0, min(hh, r0 + step)))
+            for r0 in range(0, hh, step):          # statistics from the phases, never interleaved
+                s, last = src(r0, min(hh, r0 + step))
+                for part in conv_transpose_parts(s, ph, up.bias, last_row_zero=last):
+                    st.add(part)
             scale, shift = st.scale_shift(x.dtype)
 
             def rows(a, b):
@@ -621,10 +642,8 @@ class FastPix2PixHD(nn.Module):
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
             a, b = max(0, r0 - 3), min(hh, r1 + 3)
-            s = rows(a, b)
-            idx = _reflect_index(r0 - 3, r1 + 3, hh, x.device) - a
-            s = F.pad(s.index_select(2, idx), (3, 3, 0, 0), mode="reflect")
-            out[:, :, r0:r1] = torch.tanh(F.conv2d(_cl(s), conv.weight, conv.bias))
+            s = _padded_strip(rows(a, b), a, r0, r1, hh, 3)
+            out[:, :, r0:r1] = torch.tanh(F.conv2d(s, conv.weight, conv.bias))
         return out
 
 

@@ -283,9 +283,16 @@ class _KeyConv:
     def mixed(self, keys_p: torch.Tensor) -> torch.Tensor:
         """(Hp-kh+1, Wp-kw+1) bool: the 'valid' windows of a padded key map that hold more than one key
         (separable window max and min)."""
-        mx = _window_reduce(_window_reduce(keys_p, self.kw, 1, torch.maximum), self.kh, 0, torch.maximum)
-        mn = _window_reduce(_window_reduce(keys_p, self.kw, 1, torch.minimum), self.kh, 0, torch.minimum)
-        return mx != mn
+        h, w = keys_p.shape[0] - self.kh + 1, keys_p.shape[1] - self.kw + 1
+        out = torch.empty(h, w, dtype=torch.bool, device=keys_p.device)
+        step = _strip_rows(w) * 4
+        for r0 in range(0, h, step):                 # in strips: a few MB of temporaries at most
+            r1 = min(h, r0 + step)
+            k = keys_p[r0:r1 + self.kh - 1]
+            mx = _window_reduce(_window_reduce(k, self.kw, 1, torch.maximum), self.kh, 0, torch.maximum)
+            mn = _window_reduce(_window_reduce(k, self.kw, 1, torch.minimum), self.kh, 0, torch.minimum)
+            torch.ne(mx, mn, out=out[r0:r1])
+        return out
 
     def rows(self, keys_p: torch.Tensor, r0: int, r1: int, feat_p: torch.Tensor | None = None,
              mixed_map: torch.Tensor | None = None) -> torch.Tensor:

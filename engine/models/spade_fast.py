@@ -236,8 +236,6 @@ class _FastNorm(nn.Module):
             if act:
                 F.leaky_relu_(res, 0.2)
             at += bidx.numel()
-        # everywhere else one look-up per pixel: (x - mean) * (scale * G[key]) + B[key]
-        table = self.key_table(lv)
         if proj is not None:
             out = torch.empty(bsz, proj.shape[0], h, w, dtype=x.dtype, device=x.device,
                               memory_format=torch.channels_last)
@@ -245,6 +243,14 @@ class _FastNorm(nn.Module):
         else:
             out = x if inplace else torch.empty_like(x)
         of = out.permute(0, 2, 3, 1).view(-1, out.shape[1])
+        if lv.bidx.numel() == xf.shape[0]:          # every pixel near a boundary (small maps): done
+            if proj is not None:
+                torch.mm(bres, proj.t(), out=pf)
+            else:
+                of.copy_(bres)
+            return out
+        # everywhere else one look-up per pixel: (x - mean) * (scale * G[key]) + B[key]
+        table = self.key_table(lv)
         step = max(1, MOD_CHUNK_ELEMS // c)
         for bi in range(bsz):
             tb = torch.cat([table[:, :c] * scale[bi], table[:, c:]], 1)

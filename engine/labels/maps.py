@@ -56,6 +56,22 @@ def label_keys(labels, instances=None, instance_edge: bool = True):
     return keys
 
 
+def keys_from_semantics(seg, n_onehot: int, edge: bool):
+    """The inverse of :func:`semantics_tensor` for the fast paths: (B, H, W) look-up keys (class, or
+    ``2 * class + edge`` when ``edge``) from a (B, C, H, W) tensor whose first ``n_onehot`` channels are
+    exactly one-hot [and the next one exactly 0/1]; None for anything else (soft or mixed maps)."""
+    oh = seg[:, :n_onehot]
+    if not (bool(((oh == 0) | (oh == 1)).all()) and bool((oh.sum(1) == 1).all())):
+        return None
+    lab = oh.argmax(1)
+    if not edge:
+        return lab
+    e = seg[:, n_onehot]
+    if not bool(((e == 0) | (e == 1)).all()):
+        return None
+    return lab * 2 + e.long()
+
+
 def resize_nearest(labels: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of an (H, W) integer map to (W, H) = ``size_wh``.
 

@@ -393,19 +393,12 @@ class FastPix2PixHD(nn.Module):
     # -- inputs --------------------------------------------------------------------------------------
     def split_input(self, x: torch.Tensor):
         """(keys, features) from the reference's input, or None when the class channels are not one-hot."""
-        k = self.k
-        oh = x[:, :k]
-        lab = oh.argmax(1)
-        if not bool(((oh == 0) | (oh == 1)).all()) or not bool((oh.sum(1) == 1).all()):
+        from ..labels.maps import keys_from_semantics
+
+        keys = keys_from_semantics(x, self.k, self.edge)
+        if keys is None:
             return None
-        keys = lab
-        rest = k
-        if self.edge:
-            e = x[:, k]
-            if not bool(((e == 0) | (e == 1)).all()):
-                return None
-            keys = lab * 2 + e.long()
-            rest += 1
+        rest = self.k + (1 if self.edge else 0)
         feat = x[:, rest:] if x.shape[1] > rest else None
         return keys, feat
 

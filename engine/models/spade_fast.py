@@ -344,17 +344,9 @@ class FastSPADEGenerator(nn.Module):
 
     def keys_from_semantics(self, seg: torch.Tensor) -> torch.Tensor | None:
         """(B, H, W) keys if ``seg`` is exactly one-hot [+ a 0/1 edge channel], else None."""
-        k = self.n_onehot
-        oh = seg[:, :k]
-        if not (bool((oh.amin() >= 0).item()) and bool((oh.sum(1) == 1).all()) and bool((oh.amax(1) == 1).all())):
-            return None
-        lab = oh.argmax(1)
-        if not self.edge:
-            return lab
-        e = seg[:, k]
-        if not bool(((e == 0) | (e == 1)).all()):
-            return None
-        return lab * 2 + e.long()
+        from ..labels.maps import keys_from_semantics
+
+        return keys_from_semantics(seg, self.n_onehot, self.edge)
 
     @torch.inference_mode()
     def forward(self, seg: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:

@@ -163,8 +163,11 @@ class LoadedModel:
         return [m for m in (self.generator, self.fast, self.encoder) if m is not None]
 
     def to(self, device) -> "LoadedModel":
-        for m in self.modules():
-            m.to(device)
+        # the fast path first: it moves the weights it shares and points the reference at them, so the
+        # reference's own move finds them there (one copy on the device, never two)
+        for m in [self.fast, self.generator, self.encoder]:
+            if m is not None:
+                m.to(device)
         self.device = device
         return self
 

@@ -179,7 +179,6 @@ class _FastNorm(nn.Module):
         table[: 9 * cin] = ws.permute(2, 3, 1, 0).reshape(9 * cin, nh)
         self.register_buffer("h_table", table)
         self.register_buffer("h_b", sh.bias.detach())
-        sh.weight.data = table[: 9 * cin].view(3, 3, cin, nh).permute(3, 2, 0, 1)
         wg, wb = spade_mod.mlp_gamma.weight.detach(), spade_mod.mlp_beta.weight.detach()
         c = wg.shape[0]
         self.c = c
@@ -188,9 +187,23 @@ class _FastNorm(nn.Module):
         # gamma|beta once, as im2col rows (tap-major) times this matrix; the reference reads views
         wmat = torch.cat([wg, wb], 0).permute(2, 3, 1, 0).reshape(9 * nh, 2 * c).contiguous()
         self.register_buffer("wmat", wmat)
-        wv = wmat.view(3, 3, nh, 2 * c).permute(3, 2, 0, 1)
-        spade_mod.mlp_gamma.weight.data = wv[:c]
-        spade_mod.mlp_beta.weight.data = wv[c:]
+        self._mod = [spade_mod]                # not a submodule: it reads this module's tensors
+        self.share()
+
+    def share(self) -> None:
+        """Point the reference SPADE's weights at views of this module's tensors (again after a move to
+        another device or dtype, which copies buffers and parameters separately)."""
+        m = self._mod[0]
+        sh = m.mlp_shared[0]
+        cin, nh, c = sh.weight.shape[1], self.nh, self.c
+        sh.weight.data = self.h_table[: 9 * cin].view(3, 3, cin, nh).permute(3, 2, 0, 1)
+        sh.bias.data = self.h_b
+        wv = self.wmat.view(3, 3, nh, 2 * c).permute(3, 2, 0, 1)
+        m.mlp_gamma.weight.data = wv[:c]
+        m.mlp_beta.weight.data = wv[c:]
+        if self.batch:
+            m.param_free_norm.running_mean = self.run_mean
+            m.param_free_norm.running_var = self.run_var
 
     def key_table(self, lv: _Level) -> torch.Tensor:
         """(keys present, 2C): 1 + gamma | beta where a pixel's 5x5 neighbourhood is one key."""
@@ -278,12 +291,24 @@ class _FastBlock(nn.Module):
         for n in ("conv_0", "conv_1") + (("conv_s",) if blk.learned_shortcut else ()):
             conv = getattr(blk, n)
             w = _plain_weight(conv).contiguous(memory_format=torch.channels_last)
-            if not hasattr(conv, "weight_orig"):
-                # a frozen reference shares this one copy (same values; only the strides change)
-                conv.weight.data = w
             self.register_buffer(f"{n}_w", w)
             b = _bias(conv)
             self.register_buffer(f"{n}_b", b if b is not None else None)
+        self._blk = [blk]                      # not a submodule: it reads this module's tensors
+        self.share()
+
+    def share(self) -> None:
+        """A frozen reference block reads this block's convolution weights (same values; only the
+        strides differ) and its SPADEs read their look-up tables."""
+        blk = self._blk[0]
+        for n in ("conv_0", "conv_1") + (("conv_s",) if self.learned_shortcut else ()):
+            conv = getattr(blk, n)
+            if not hasattr(conv, "weight_orig"):        # spectral norm not frozen: its own weight
+                conv.weight.data = getattr(self, f"{n}_w")
+            if conv.bias is not None:
+                conv.bias.data = getattr(self, f"{n}_b")
+        for n in ("norm_0", "norm_1") + (("norm_s",) if self.learned_shortcut else ()):
+            getattr(self, n).share()
 
     def forward(self, held: list, lv: _Level) -> torch.Tensor:
         """``held``: [x], taken out so x is freed as soon as the block is done with it."""
@@ -341,6 +366,19 @@ class FastSPADEGenerator(nn.Module):
         self.register_buffer("img_w", ref.conv_img.weight.detach())
         self.register_buffer("img_b", ref.conv_img.bias.detach())
         self.eval()
+
+    def _apply(self, fn, recurse: bool = True):
+        """``.to(device)`` / ``.double()``: buffers move, then the reference is pointed at them again, so
+        the weights stay one copy on the new device (move this module before the reference: the
+        reference's own move is then a no-op)."""
+        super()._apply(fn, recurse)
+        if self.lookup:
+            ref = self._ref[0]
+            for blk in self.blocks.values():
+                blk.share()
+            ref.fc.weight.data, ref.fc.bias.data = self.fc_w, self.fc_b
+            ref.conv_img.weight.data, ref.conv_img.bias.data = self.img_w, self.img_b
+        return self
 
     def keys_from_semantics(self, seg: torch.Tensor) -> torch.Tensor | None:
         """(B, H, W) keys if ``seg`` is exactly one-hot [+ a 0/1 edge channel], else None."""

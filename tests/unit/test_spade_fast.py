@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from engine.labels.maps import semantics_tensor
+from engine.models.blocks import freeze_spectral_norm
 from engine.models.spade import SPADEGenerator, SpadeConfig, infer_config, load_generator
 from engine.models.spade_fast import FastSPADEGenerator
 
@@ -31,6 +32,29 @@ def test_fast_path_matches_vectors(vectors, name, ups, k, via):
     # the reference, whose weights are now views of the fast path's layouts, still gives the vector
     with torch.no_grad():
         assert (g(seg, d["inputs"].get("z")) - d["output"]).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("name,ups,k", VECTORS[::2])
+def test_move_keeps_one_copy_of_the_weights(vectors, name, ups, k):
+    """``.to(...)`` (here a dtype move: the same ``_apply`` a device move takes) leaves the reference
+    reading the fast path's tensors, one copy, and both still give the vector."""
+    d = torch.load(vectors / name, weights_only=True)
+    g = load_generator(d["state_dict"], infer_config(d["state_dict"], ups, tuple(d["config"]["image_hw"])))
+    freeze_spectral_norm(g)       # as the registry does before building the fast path
+    f = FastSPADEGenerator(g, n_onehot=k)
+    f.double()
+    g.double()                    # a no-op for everything the fast path shares
+    shared = {t.untyped_storage().data_ptr() for t in f.state_dict().values() if t is not None}
+    for name_, p in g.named_parameters():
+        assert p.dtype == torch.float64, name_
+        if p.dim() > 1:           # every weight (a few bias vectors are folded, e.g. 1 + gamma)
+            assert p.untyped_storage().data_ptr() in shared, f"{name_} is a second copy"
+    seg = d["inputs"]["input_semantics"].double()
+    z = d["inputs"].get("z")
+    z = None if z is None else z.double()
+    assert (f(seg, z) - d["output"].double()).abs().max().item() <= 1e-5
+    with torch.no_grad():
+        assert (g(seg, z) - d["output"].double()).abs().max().item() <= 1e-5
 
 
 def _calibrated_reference(g, seg):

@@ -142,38 +142,65 @@ def _wino_mats(device, dtype):
     return _WINO[key]
 
 
-WINO_OUT_CHUNK = 256            # output channels per batched product
+WINO_OUT_CHUNK = 128            # output channels per batched product
 
 
-def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+class Workspace:
+    """Scratch buffers reused across calls (a run of same-shaped convolutions): large temporaries
+    allocated per call are fresh pages every time (page faults cost as much as the arithmetic)."""
+
+    def __init__(self):
+        self.bufs: dict = {}
+
+    def get(self, name: str, n: int, like: torch.Tensor) -> torch.Tensor:
+        t = self.bufs.get(name)
+        if t is None or t.numel() < n or t.dtype != like.dtype or t.device != like.device:
+            self.bufs[name] = None
+            t = self.bufs[name] = torch.empty(n, dtype=like.dtype, device=like.device)
+        return t[:n]
+
+
+def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+                     ws: Workspace | None = None) -> torch.Tensor:
     """'valid' 3x3 convolution of an already padded (1, C, H+2, W+2) tensor by Winograd F(4x4, 3x3):
     4x fewer multiplies. Worth it for many channels on small maps (the 1024-channel residual blocks);
     the weights are transformed on the fly, WINO_OUT_CHUNK output channels at a time, so nothing is
-    stored twice."""
+    stored twice. Returns a channels_last tensor; ``ws`` keeps the scratch buffers between calls."""
     kb, kg, ka = _wino_mats(xp.device, xp.dtype)
+    ws = ws or Workspace()
     _, c, hp, wp = xp.shape
     h, wd = hp - 2, wp - 2
     th, tw = -(-h // 4), -(-wd // 4)
     if (th * 4 + 2, tw * 4 + 2) != (hp, wp):
         xp = F.pad(xp, (0, tw * 4 + 2 - wp, 0, th * 4 + 2 - hp))
     t = th * tw
-    d = xp[0].permute(1, 2, 0).unfold(0, 6, 4).unfold(1, 6, 4)          # th, tw, C, 6, 6
-    v = (kb @ d.reshape(t * c, 36).T).view(36, t, c)                    # transformed tiles
+    d = ws.get("d", t * c * 36, xp).view(th, tw, c, 6, 6)
+    d.copy_(xp[0].permute(1, 2, 0).unfold(0, 6, 4).unfold(1, 6, 4))
+    v = ws.get("v", 36 * t * c, xp).view(36, t * c)
+    torch.mm(kb, d.view(t * c, 36).T, out=v)                               # transformed tiles
+    v = v.view(36, t, c)
     k = w.shape[0]
-    out = torch.empty(th, 4, tw, 4, k, dtype=xp.dtype, device=xp.device)    # channels_last storage
+    out = torch.empty(1, k, h, wd, dtype=xp.dtype, device=xp.device, memory_format=torch.channels_last)
+    o = out[0].permute(1, 2, 0)                                            # (h, wd, K) view
     wf = w.reshape(k * c, 9)
-    u = torch.empty(36, min(k, WINO_OUT_CHUNK) * c, dtype=xp.dtype, device=xp.device)
-    for k0 in range(0, k, WINO_OUT_CHUNK):
-        k1 = min(k, k0 + WINO_OUT_CHUNK)
+    kc0 = min(k, WINO_OUT_CHUNK)
+    u = ws.get("u", 36 * kc0 * c, xp)
+    m = ws.get("m", 36 * t * kc0, xp)
+    y = ws.get("y", 16 * t * kc0, xp)
+    for k0 in range(0, k, kc0):
+        k1 = min(k, k0 + kc0)
         kc = k1 - k0
-        torch.mm(kg, wf[k0 * c:k1 * c].T, out=u[:, :kc * c])              # weights transformed in place
-        m = torch.bmm(v, u[:, :kc * c].view(36, kc, c).transpose(1, 2))   # 36, T, Kc
-        y = (ka @ m.reshape(36, t * kc)).view(4, 4, th, tw, kc)
-        out[..., k0:k1] = y.permute(2, 0, 3, 1, 4)
-    res = out.view(1, th * 4, tw * 4, k)[:, :h, :wd].permute(0, 3, 1, 2)
+        uc = u[:36 * kc * c].view(36, kc * c)
+        torch.mm(kg, wf[k0 * c:k1 * c].T, out=uc)                          # weights transformed in place
+        mc = m[:36 * t * kc].view(36, t, kc)
+        torch.bmm(v, uc.view(36, kc, c).transpose(1, 2), out=mc)
+        yc = y[:16 * t * kc].view(16, t * kc)
+        torch.mm(ka, mc.view(36, t * kc), out=yc)
+        tiles = yc.view(4, 4, th, tw, kc).permute(2, 0, 3, 1, 4).reshape(th * 4, tw * 4, kc)
+        o[:, :, k0:k1] = tiles[:h, :wd]
     if b is not None:
-        res = res + b.view(1, -1, 1, 1)
-    return res
+        out.add_(b.view(1, -1, 1, 1))
+    return out
 
 
 # ---- stride-2 transposed convolution by phases ----------------------------------------------------
@@ -438,11 +465,13 @@ class FastPix2PixHD(nn.Module):
         x = held.pop()
         for conv in self.g_down:
             x = _in_relu_(_conv_s2_strips(x, conv.weight, conv.bias))
+        ws = Workspace()                   # the residual blocks' convolutions share scratch buffers
         for blk in self.g_blocks:
             c1, c2 = blk.conv_block[1], blk.conv_block[5]
-            y = _in_relu_(self._conv3_reflect(x, c1))
-            y = _in_relu_(self._conv3_reflect(y, c2), relu=False)
-            x = x + y
+            y = _in_relu_(self._conv3_reflect(x, c1, ws))
+            y = _in_relu_(self._conv3_reflect(y, c2, ws), relu=False)
+            x = y.add_(x)
+        del ws
         for conv, ph in zip(self.g_up, self.g_up_phases):
             if ph is None:
                 x = F.conv_transpose2d(x, conv.weight, conv.bias, stride=2, padding=1, output_padding=1)
@@ -452,10 +481,10 @@ class FastPix2PixHD(nn.Module):
         return x
 
     @staticmethod
-    def _conv3_reflect(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    def _conv3_reflect(x: torch.Tensor, conv: nn.Conv2d, ws: Workspace | None = None) -> torch.Tensor:
         xp = _cl(F.pad(x, (1, 1, 1, 1), mode="reflect"))
         if x.shape[1] >= 256 and x.shape[2] * x.shape[3] <= 16384:
-            return winograd_conv3x3(xp, conv.weight, conv.bias)
+            return winograd_conv3x3(xp, conv.weight, conv.bias, ws)
         return F.conv2d(_cl(xp), conv.weight, conv.bias)
 
     def _global_input(self, keys: torch.Tensor, feat: torch.Tensor | None):
@@ -544,9 +573,11 @@ class FastPix2PixHD(nn.Module):
         _in_relu_(h).add_(g)
         del g
         trim_heap()
+        y = torch.empty_like(h)          # one scratch map for every block (fresh pages cost time)
         for blk in self.l_blocks:
-            self._resblock_(h, blk)
-            trim_heap()
+            self._resblock_(h, blk, y)
+        del y
+        trim_heap()
         out = self._final_strips(h, self.l_up)
         del h
         trim_heap()
@@ -581,13 +612,13 @@ class FastPix2PixHD(nn.Module):
         """Rows r0..r1-1 of conv3x3(reflect_pad1(x)); the padded strip is built with one copy."""
         return F.conv2d(_padded_strip(x, 0, r0, r1, x.shape[2], 1), conv.weight, conv.bias)
 
-    def _resblock_(self, x: torch.Tensor, blk: ResnetBlock) -> None:
-        """x += IN(conv(relu(IN(conv(x))))) with one extra buffer; the second convolution overwrites its
-        input one strip behind."""
+    def _resblock_(self, x: torch.Tensor, blk: ResnetBlock, y: torch.Tensor | None = None) -> None:
+        """x += IN(conv(relu(IN(conv(x))))) with one extra buffer ``y`` (scratch, x's shape and layout);
+        the second convolution overwrites its input one strip behind."""
         c1, c2 = blk.conv_block[1], blk.conv_block[5]
         hh, ww = x.shape[2], x.shape[3]
         step = max(2, _strip_rows(ww))
-        y = torch.empty_like(x)
+        y = torch.empty_like(x) if y is None else y
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
             y[:, :, r0:r1] = self._conv3_rows(x, c1, r0, r1)

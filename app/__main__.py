@@ -2,7 +2,7 @@
 
 - ``semstudio`` / ``semstudio open FILE``: the editor (the demo scene when no file is given);
 - ``semstudio bench [--json]``: the benchmark;
-- anything else (``generate``, ``models``, ``train``): the engine's CLI.
+- anything else (``generate``, ``stylize``, ``models``, ``train``, ``eval``): the engine's CLI.
 
 Torch is not imported here: the window appears before any model loads.
 """
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] == "open" or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         return run_editor(argv[1:] if argv and argv[0] == "open" else argv)
     if argv[0] in ("-h", "--help"):
-        print("usage: semstudio [open FILE] | generate | models | train | eval | bench   (semstudio CMD -h for help)")
+        print("usage: semstudio [open FILE] | generate | stylize | models | train | eval | bench   "
+              "(semstudio CMD -h for help)")
         return 0
     from engine.cli import main as cli_main
 

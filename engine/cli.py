@@ -1,4 +1,4 @@
-"""Headless command line: ``semstudio generate | models | train``.
+"""Headless command line: ``semstudio generate | stylize | models | train | eval``.
 
 Exit codes: 0 success, 2 bad input (one line on stderr saying what is wrong, no traceback).
 The editor (``semstudio`` alone / ``semstudio open``) and ``bench`` are dispatched by ``app``.
@@ -52,7 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "repeatable")
     g.add_argument("--instance-cluster", action="append", default=[], metavar="ID=K",
                    help="pix2pixHD feature models: give instance ID the style of its class's cluster K; repeatable")
+    g.add_argument("--smooth", choices=["exact", "fast", "none"], default="exact",
+                   help="with --style on a model that takes no style photo: the generated image is restyled "
+                        "by PhotoWCT and smoothed this way (default exact)")
+    g.add_argument("--style-labels", help="with --style: label map of the style photo (same label set), for "
+                   "region-by-region transfer")
     g.add_argument("-o", "--output", required=True, help="output PNG")
+
+    st = sub.add_parser("stylize", help="photorealistic style transfer (PhotoWCT + smoothing)")
+    st.add_argument("-c", "--content", required=True, help="content photo")
+    st.add_argument("-s", "--style", required=True, help="style photo")
+    st.add_argument("--content-labels", help="content region map: ids (grey/indexed PNG) or colour mask")
+    st.add_argument("--style-labels", help="style region map, same convention as --content-labels")
+    st.add_argument("--smooth", choices=["exact", "fast", "none"], default="exact",
+                    help="exact: the closed-form smoothing; fast: guided filter; none (default exact)")
+    st.add_argument("-m", "--model", help="PhotoWCT model folder or official photo_wct.pth (default: bundled)")
+    st.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    st.add_argument("-o", "--output", required=True, help="output PNG")
 
     m = sub.add_parser("models", help="list and inspect models")
     msub = m.add_subparsers(dest="models_cmd", parser_class=_Parser)
@@ -167,6 +183,15 @@ def _controls(args):
     return c
 
 
+def _takes_style_photo(model) -> bool:
+    """SPADE VAE models with their encoder, and pix2pixHD instance-feature models, encode a style photo."""
+    if model.family == "spade":
+        return bool(model.generator.cfg.use_vae and model.encoder is not None)
+    if model.family == "pix2pixhd":
+        return bool(model.generator.cfg.feat_num)
+    return False
+
+
 def cmd_generate(args) -> int:
     from PIL import Image
 
@@ -183,10 +208,91 @@ def cmd_generate(args) -> int:
     if inst is not None and not model.instance_edge:
         print("semstudio: note: this model takes no instance map; -i is ignored", file=sys.stderr)
     controls = _controls(args)
+    post_style = None
+    if controls.style_image is not None and not _takes_style_photo(model):
+        post_style, controls.style_image = controls.style_image, None   # generate, then restyle
     img = generate(model, labels, inst, args.seed, args.size, reference=args.reference, controls=controls)
+    if post_style is not None:
+        from .labels.maps import resize_nearest
+
+        from .labels import read_label_png
+
+        style_labels = read_label_png(Path(args.style_labels), model.labelset) if args.style_labels else None
+        content_labels = resize_nearest(labels, (img.shape[1], img.shape[0])) if style_labels is not None else None
+        if style_labels is not None and style_labels.shape != post_style.shape[:2]:
+            raise CLIError(f"--style-labels is {style_labels.shape[1]}x{style_labels.shape[0]} but the style photo "
+                           f"is {post_style.shape[1]}x{post_style.shape[0]}")
+        print(f"semstudio: {model.name} takes no style photo: restyling the result (PhotoWCT, "
+              f"{args.smooth} smoothing)", file=sys.stderr)
+        img = run_stylize(img, post_style, content_labels, style_labels, args.smooth, None, device).image
     out = Path(args.output)
     save_image_atomic(Image.fromarray(img), out)
     print(f"wrote {out} ({img.shape[1]}x{img.shape[0]}, model {model.name}, {device})")
+    return 0
+
+
+def _read_image(path: str, what: str):
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise CLIError(f"{path}: not a readable {what} ({e})") from None
+
+
+def _read_region_map(path: str | None):
+    """A region map: integer ids from an indexed or greyscale PNG, else an (H, W, 3) colour mask."""
+    import numpy as np
+    from PIL import Image
+
+    if path is None:
+        return None
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("P", "L", "I", "I;16"):
+                return np.asarray(im).astype(np.int32)
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise CLIError(f"{path}: not a readable region map ({e})") from None
+
+
+def _stylize_progress(stage: str, frac: float) -> None:
+    if frac == 0.0 or stage != "smooth":
+        print(f"  {stage} {'…' if frac == 0.0 else 'done'}", file=sys.stderr)
+
+
+def run_stylize(content, style, content_labels, style_labels, smooth: str, model: str | None, device):
+    from .models.photowct import load_photowct
+    from .stylize.pipeline import PhotoWCT, StylizeError, stylize
+
+    nets, _card = load_photowct(model)
+    try:
+        return stylize(PhotoWCT(nets, device), content, style, content_labels, style_labels, smooth,
+                       progress=_stylize_progress)
+    except StylizeError as e:
+        raise CLIError(f"semstudio stylize: {e}") from None
+
+
+def cmd_stylize(args) -> int:
+    from PIL import Image
+
+    from .devices import pick_device
+    from .labels import save_image_atomic
+
+    try:
+        device = pick_device(args.device)
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
+    content = _read_image(args.content, "content photo")
+    style = _read_image(args.style, "style photo")
+    res = run_stylize(content, style, _read_region_map(args.content_labels), _read_region_map(args.style_labels),
+                      args.smooth, args.model, device)
+    out = Path(args.output)
+    save_image_atomic(Image.fromarray(res.image), out)
+    extra = f", {res.info['iterations']} CG iterations" if "iterations" in res.info else ""
+    print(f"wrote {out} ({res.image.shape[1]}x{res.image.shape[0]}, smoothing {args.smooth}{extra})")
     return 0
 
 
@@ -381,7 +487,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         if args.cmd == "eval":
             return cmd_eval(args)
-        raise CLIError("semstudio: choose a command: generate, models, train, eval, bench (or none for the editor)")
+        if args.cmd == "stylize":
+            return cmd_stylize(args)
+        raise CLIError("semstudio: choose a command: generate, stylize, models, train, eval, bench (or none for the "
+                       "editor)")
     except (CLIError, ModelError, LabelIOError, DatasetError, KeyError, FileNotFoundError) as e:
         msg = str(e).strip("'\"")
         print(msg if msg.startswith("semstudio") else f"semstudio: error: {msg}", file=sys.stderr)

@@ -1,0 +1,158 @@
+"""Photorealistic image stylization (PhotoWCT, then smoothing), as FastPhotoStyle's ``PhotoWCT.transform``
+followed by its ``Propagator`` (exact) or ``GIFSmoothing`` (fast).
+
+The transform runs coarse to fine: relu4_1 of content and style are whitened/coloured and decoded with
+the content's pooling indices, the result is encoded again at relu3_1, and so on down to relu1_1.
+Region-wise transfer uses label maps of the content and the style (see :mod:`.wct`).
+
+Stages report progress through ``progress(stage, fraction)`` and stop between stages when
+``should_stop()`` returns True (:class:`Cancelled`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .wct import feature_wct
+
+STAGES = ("encode", "wct4", "wct3", "wct2", "wct1", "smooth")
+MAX_STYLE_SIDE = 1024        # style photos are reduced to this long side: only their statistics matter
+
+
+class Cancelled(RuntimeError):
+    pass
+
+
+class StylizeError(ValueError):
+    """Bad input: the message says what is wrong."""
+
+
+@dataclass
+class StylizeResult:
+    image: np.ndarray            # (H, W, 3) uint8
+    stylized: np.ndarray         # before smoothing
+    info: dict
+
+
+def _to_tensor(img: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1)[None].div_(255.0).to(device)
+
+
+def _to_uint8(t: torch.Tensor) -> np.ndarray:
+    return (t[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def _check_rgb(img, what: str) -> np.ndarray:
+    a = np.asarray(img)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise StylizeError(f"{what} must be an RGB image (H, W, 3) uint8, got {a.shape} {a.dtype}")
+    if min(a.shape[:2]) < 16:
+        raise StylizeError(f"{what} is {a.shape[1]}x{a.shape[0]}; at least 16x16 is needed (relu4_1 is 1/8 size)")
+    return a
+
+
+def _check_labels(lab, img: np.ndarray, what: str) -> np.ndarray | None:
+    if lab is None:
+        return None
+    a = np.asarray(lab)
+    if a.ndim != 2:
+        raise StylizeError(f"{what} label map must be one integer id per pixel, got shape {a.shape}")
+    if a.shape != img.shape[:2]:
+        raise StylizeError(f"{what} label map is {a.shape[1]}x{a.shape[0]} but its photo is "
+                           f"{img.shape[1]}x{img.shape[0]}")
+    return a.astype(np.int32)
+
+
+def colour_masks_to_labels(cont_mask: np.ndarray, styl_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two colour masks -> integer label maps with the same id for the same colour in both."""
+    cols = np.concatenate([cont_mask[..., :3].reshape(-1, 3), styl_mask[..., :3].reshape(-1, 3)]).astype(np.int64)
+    key = (cols[:, 0] << 16) | (cols[:, 1] << 8) | cols[:, 2]
+    _, inv = np.unique(key, return_inverse=True)
+    n = cont_mask.shape[0] * cont_mask.shape[1]
+    return inv[:n].reshape(cont_mask.shape[:2]).astype(np.int32), inv[n:].reshape(styl_mask.shape[:2]).astype(np.int32)
+
+
+class PhotoWCT:
+    """The transform with a :class:`engine.models.photowct.PhotoWCTNets` (encoders e1..e4, decoders)."""
+
+    def __init__(self, nets, device=None):
+        self.device = torch.device(device or "cpu")
+        self.nets = nets.to(self.device).eval()
+
+    @torch.inference_mode()
+    def transform(self, content: np.ndarray, style: np.ndarray, content_labels=None, style_labels=None,
+                  progress=None, should_stop=None) -> np.ndarray:
+        content = _check_rgb(content, "content photo")
+        style = _check_rgb(style, "style photo")
+        if content_labels is not None and style_labels is not None and np.ndim(content_labels) == 3 \
+                and np.ndim(style_labels) == 3:     # colour masks: same colour, same region
+            content_labels, style_labels = colour_masks_to_labels(np.asarray(content_labels),
+                                                                  np.asarray(style_labels))
+        cl = _check_labels(content_labels, content, "content")
+        sl = _check_labels(style_labels, style, "style")
+        if (cl is None) != (sl is None):
+            cl = sl = None                       # one side only: a global transform
+        style, sl = _limit_style(style, sl)
+        n = self.nets
+        step = _Stepper(progress, should_stop)
+        x = _to_tensor(content, self.device)
+        s = _to_tensor(style, self.device)
+        step("encode", 0.0)
+        _, _, sfeats = n.e4(s, all_levels=True)                # relu1_1 .. relu4_1 of the style
+        img = x
+        for lv in (4, 3, 2, 1):
+            enc, dec = getattr(n, f"e{lv}"), getattr(n, f"d{lv}")
+            f, pools = enc(img)
+            cs = feature_wct(f[0], sfeats[lv - 1][0], cl, sl)
+            img = dec(cs.to(f.dtype), pools)
+            step(f"wct{lv}", 1.0)
+        return _to_uint8(img)
+
+
+class _Stepper:
+    def __init__(self, progress, should_stop):
+        self.progress, self.should_stop = progress, should_stop
+
+    def __call__(self, stage: str, frac: float) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled(f"stylization cancelled before {stage}")
+        if self.progress is not None:
+            self.progress(stage, frac)
+
+
+def _limit_style(style: np.ndarray, labels):
+    from PIL import Image
+
+    h, w = style.shape[:2]
+    f = MAX_STYLE_SIDE / max(h, w)
+    if f >= 1:
+        return style, labels
+    size = (max(16, round(w * f)), max(16, round(h * f)))
+    style = np.asarray(Image.fromarray(style).resize(size, Image.BICUBIC))
+    if labels is not None:
+        labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize(size, Image.NEAREST))
+    return style, labels
+
+
+def stylize(wct: PhotoWCT, content: np.ndarray, style: np.ndarray, content_labels=None, style_labels=None,
+            smooth: str = "exact", progress=None, should_stop=None, device=None) -> StylizeResult:
+    """PhotoWCT then smoothing ('exact', 'fast' or 'none'). Returns the final and the unsmoothed image."""
+    from . import smooth as sm
+
+    if smooth not in ("exact", "fast", "none"):
+        raise StylizeError(f"smoothing must be exact, fast or none, not {smooth!r}")
+    stylized = wct.transform(content, style, content_labels, style_labels, progress, should_stop)
+    info: dict = {"smooth": smooth}
+    _Stepper(progress, should_stop)("smooth", 0.0)
+    if smooth == "none":
+        out = stylized
+    elif smooth == "fast":
+        out = sm.smooth_fast(stylized, content)
+    else:
+        out, solve = sm.smooth_exact(stylized, content, device=device or wct.device)
+        info.update(solve)
+    if progress is not None:
+        progress("smooth", 1.0)
+    return StylizeResult(out, stylized, info)

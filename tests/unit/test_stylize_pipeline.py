@@ -1,0 +1,145 @@
+"""The stylization pipeline and its CLI: wiring, progress, cancel, bad input (decoders here are random:
+what they are worth is measured by the training's PSNR evaluation, not by these tests)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.cards import ModelError
+from engine.models.photowct import PhotoWCTNets, load_photowct, write_photowct_folder
+from engine.stylize.pipeline import MAX_STYLE_SIDE, Cancelled, PhotoWCT, StylizeError, stylize
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("pwct") / "photowct_random"
+    write_photowct_folder(d, PhotoWCTNets().decoder_state(), "photowct_random", "random decoders (tests)")
+    return d
+
+
+@pytest.fixture(scope="module")
+def wct(model_dir):
+    nets, card = load_photowct(model_dir)
+    assert card["family"] == "photowct"
+    return PhotoWCT(nets)
+
+
+def _photo(h, w, seed):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (h // 8 + 1, w // 8 + 1, 3)).astype(np.uint8)
+    img = np.asarray(Image.fromarray(base).resize((w, h), Image.BICUBIC))
+    return img
+
+
+def test_stylize_stages_and_output(wct):
+    content, style = _photo(48, 64, 0), _photo(40, 56, 1)
+    seen = []
+    res = stylize(wct, content, style, smooth="fast", progress=lambda s, f: seen.append((s, f)))
+    assert res.image.shape == content.shape and res.image.dtype == np.uint8
+    assert res.stylized.shape == content.shape
+    stages = [s for s, _ in seen]
+    assert stages.index("encode") < stages.index("wct4") < stages.index("wct1") < stages.index("smooth")
+    assert seen[-1] == ("smooth", 1.0)
+
+
+def test_exact_smoothing_in_the_pipeline(wct):
+    content, style = _photo(32, 40, 2), _photo(32, 40, 3)
+    res = stylize(wct, content, style, smooth="exact")
+    assert res.info["iterations"] > 0 and res.info["residual"] <= 0.05
+    # smoothing pulls the result towards the content's structure: closer to the unsmoothed image than
+    # to anything else, and not identical to it
+    assert not np.array_equal(res.image, res.stylized)
+
+
+def test_cancel_between_stages(wct):
+    content, style = _photo(32, 40, 2), _photo(32, 40, 3)
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 2
+    with pytest.raises(Cancelled):
+        stylize(wct, content, style, smooth="none", should_stop=stop)
+
+
+def test_bad_inputs_give_a_result_or_a_message(wct):
+    content = _photo(48, 64, 4)
+    grey = np.full((40, 40, 3), 128, np.uint8)
+    out = stylize(wct, content, grey, smooth="none").image
+    assert out.shape == content.shape
+    # a 1-pixel region in both maps: handled (global fallback), no NaN
+    cl = np.zeros((48, 64), np.int32)
+    cl[5, 5] = 1
+    sl = np.zeros((40, 40), np.int32)
+    sl[3, 3] = 1
+    stylize(wct, content, _photo(40, 40, 5), cl, sl, smooth="none")
+    with pytest.raises(StylizeError, match="label map is 10x10"):
+        stylize(wct, content, _photo(40, 40, 5), cl, np.zeros((10, 10), np.int32), smooth="none")
+    with pytest.raises(StylizeError, match="at least 16x16"):
+        stylize(wct, content, np.zeros((8, 8, 3), np.uint8), smooth="none")
+    with pytest.raises(StylizeError, match="smoothing must be"):
+        stylize(wct, content, grey, smooth="bilateral")
+
+
+def test_large_style_photo_is_reduced(wct, monkeypatch):
+    import engine.stylize.pipeline as pl
+
+    content = _photo(32, 40, 6)
+    big = _photo(32 * 8, 40 * 8, 7)
+    monkeypatch.setattr(pl, "MAX_STYLE_SIDE", 64)
+    sizes = []
+    orig = pl._limit_style
+
+    def spy(style, labels):
+        s, lab = orig(style, labels)
+        sizes.append(s.shape)
+        return s, lab
+    monkeypatch.setattr(pl, "_limit_style", spy)
+    assert stylize(wct, content, big, smooth="none").image.shape == content.shape
+    assert sizes == [(51, 64, 3)]
+    assert MAX_STYLE_SIDE >= 1024
+
+
+def test_colour_masks_pair_regions(wct):
+    content, style = _photo(48, 64, 8), _photo(48, 64, 9)
+    cm = np.zeros((48, 64, 3), np.uint8)
+    cm[:, 32:] = (0, 0, 255)
+    sm = np.zeros((48, 64, 3), np.uint8)
+    sm[24:] = (0, 0, 255)
+    a = stylize(wct, content, style, cm, sm, smooth="none").stylized
+    b = stylize(wct, content, style, smooth="none").stylized
+    assert not np.array_equal(a, b)
+
+
+def test_official_layout_and_bad_files(tmp_path):
+    torch.save(PhotoWCTNets().state_dict(), tmp_path / "photo_wct.pth")
+    nets, _ = load_photowct(tmp_path / "photo_wct.pth")
+    assert isinstance(nets, PhotoWCTNets)
+    (tmp_path / "trunc.pth").write_bytes((tmp_path / "photo_wct.pth").read_bytes()[:500])
+    with pytest.raises(ModelError, match="cannot be read"):
+        load_photowct(tmp_path / "trunc.pth")
+    torch.save({"d1.conv1_1.weight": torch.zeros(3, 64, 3, 3)}, tmp_path / "partial.pth")
+    with pytest.raises(ModelError, match="not PhotoWCT decoders"):
+        load_photowct(tmp_path / "partial.pth")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_stylize(model_dir, tmp_path):
+    c, s = tmp_path / "c.png", tmp_path / "s.png"
+    Image.fromarray(_photo(40, 48, 10)).save(c)
+    Image.fromarray(_photo(40, 48, 11)).save(s)
+    out = tmp_path / "o.png"
+    r = _cli("stylize", "-m", str(model_dir), "-c", str(c), "-s", str(s), "--smooth", "fast", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (48, 40)
+    r = _cli("stylize", "-m", str(model_dir), "-c", str(tmp_path / "missing.png"), "-s", str(s), "-o", str(out))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "missing.png" in r.stderr
+    r = _cli("stylize", "-m", str(tmp_path / "nope"), "-c", str(c), "-s", str(s), "-o", str(out))
+    assert r.returncode == 2 and "not found" in r.stderr

@@ -181,14 +181,31 @@ def propagator_official(stylized_rgb: np.ndarray, content_rgb: np.ndarray, beta:
 EXACT_TOL = 0.05        # relative residual: measured > 50 dB PSNR against the fully converged solution
 
 
+EXACT_MAX_PIXELS = 1024 * 768  # larger images are smoothed on a reduced grid and upsampled with the photo
+
+
 def smooth_exact(stylized_rgb: np.ndarray, content_rgb: np.ndarray, beta: float = BETA, device=None,
-                 tol: float = EXACT_TOL, dtype=torch.float32, **kw) -> tuple[np.ndarray, dict]:
-    """The closed-form smoothing at full size: the official system on the image edge-padded by 2 (so
-    border pixels have whole windows, as the official code arranges by cropping), rounded to uint8.
-    Iterates in ``dtype`` to a relative residual of ``tol``."""
+                 tol: float = EXACT_TOL, dtype=torch.float32, max_pixels: int = EXACT_MAX_PIXELS,
+                 **kw) -> tuple[np.ndarray, dict]:
+    """The closed-form smoothing: the official system on the image edge-padded by 2 (so border pixels
+    have whole windows, as the official code arranges by cropping), rounded to uint8. Iterates in
+    ``dtype`` to a relative residual of ``tol``. Above ``max_pixels`` the system is solved on a reduced
+    grid and the result upsampled with the full-size photo as the guide (:func:`guided_upsample`)."""
     if stylized_rgb.shape != content_rgb.shape:
         raise ValueError(f"stylized image {stylized_rgb.shape[1::-1]} and content {content_rgb.shape[1::-1]} "
                          "differ in size")
+    h, w = content_rgb.shape[:2]
+    if h * w > max_pixels:
+        # a reduced grid, brought back to full size by the full-size photo (guided upsampling)
+        from PIL import Image
+
+        f = (max_pixels / (h * w)) ** 0.5
+        size = (max(8, round(w * f)), max(8, round(h * f)))
+        c_low = np.asarray(Image.fromarray(content_rgb).resize(size, Image.BILINEAR))
+        s_low = np.asarray(Image.fromarray(stylized_rgb).resize(size, Image.BILINEAR))
+        r_low, info = smooth_exact(s_low, c_low, beta, device, tol, dtype, max_pixels=max_pixels, **kw)
+        info = {**info, "grid": list(size), "upsampled": "guided"}
+        return guided_upsample(content_rgb, c_low, r_low), info
     b = _to_unit(_edge_pad(stylized_rgb, 2))
     c = _to_unit(_edge_pad(content_rgb, 2))
     if device is not None:
@@ -200,28 +217,74 @@ def smooth_exact(stylized_rgb: np.ndarray, content_rgb: np.ndarray, beta: float 
 
 # ---- fast: colour guided filter ----------------------------------------------------------------------
 
+def _box(a: np.ndarray, r: int) -> np.ndarray:
+    import cv2
+
+    return cv2.boxFilter(a, -1, (2 * r + 1, 2 * r + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+def _inv3(m: dict) -> dict:
+    """Inverse of per-pixel symmetric 3x3 matrices given by entries m[i, j] (i <= j), by cofactors."""
+    a00 = m[1, 1] * m[2, 2] - m[1, 2] * m[1, 2]
+    a01 = m[0, 2] * m[1, 2] - m[0, 1] * m[2, 2]
+    a02 = m[0, 1] * m[1, 2] - m[0, 2] * m[1, 1]
+    a11 = m[0, 0] * m[2, 2] - m[0, 2] * m[0, 2]
+    a12 = m[0, 1] * m[0, 2] - m[0, 0] * m[1, 2]
+    a22 = m[0, 0] * m[1, 1] - m[0, 1] * m[0, 1]
+    det = m[0, 0] * a00 + m[0, 1] * a01 + m[0, 2] * a02
+    inv = {(0, 0): a00 / det, (0, 1): a01 / det, (0, 2): a02 / det, (1, 1): a11 / det, (1, 2): a12 / det,
+           (2, 2): a22 / det}
+    for i, j in list(inv):
+        inv[j, i] = inv[i, j]
+    return inv
+
+
+def guided_coefficients(guide: np.ndarray, src: np.ndarray, r: int, eps: float):
+    """The colour guided filter's window-averaged linear model: (a (H, W, C, 3), b (H, W, C)) with
+    output = sum_k a[..., k] * guide[..., k] + b. float64, raw value scale."""
+    g = guide.astype(np.float64)
+    p = src.astype(np.float64)
+    mi = [_box(g[..., k], r) for k in range(3)]
+    var = {}
+    for i in range(3):
+        for j in range(i, 3):
+            var[i, j] = _box(g[..., i] * g[..., j], r) - mi[i] * mi[j] + (eps if i == j else 0.0)
+            var[j, i] = var[i, j]
+    inv = _inv3(var)
+    a_out = np.empty(p.shape + (3,))
+    b_out = np.empty(p.shape)
+    for ch in range(p.shape[2]):
+        mp = _box(p[..., ch], r)
+        cov = [_box(g[..., k] * p[..., ch], r) - mi[k] * mp for k in range(3)]
+        a = [sum(inv[i, j] * cov[j] for j in range(3)) for i in range(3)]
+        b = mp - sum(a[k] * mi[k] for k in range(3))
+        for k in range(3):
+            a_out[..., ch, k] = _box(a[k], r)
+        b_out[..., ch] = _box(b, r)
+    return a_out, b_out
+
+
 def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
     """He et al.'s colour guided filter on raw 0..255 values: (H, W, 3) guide, (H, W, C) source, box
     windows (2r+1)^2 with reflected borders (OpenCV BORDER_REFLECT), output rounded to uint8."""
+    a, b = guided_coefficients(guide, src, r, eps)
+    out = (a * guide.astype(np.float64)[..., None, :]).sum(-1) + b
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def guided_upsample(guide_full: np.ndarray, guide_low: np.ndarray, result_low: np.ndarray, r: int = 2,
+                    eps: float = 1e-4) -> np.ndarray:
+    """Bring a result computed on a reduced grid back to full size (He and Sun's fast guided filter):
+    fit the local linear model result ~ a * guide + b on the reduced grid, upsample a and b smoothly,
+    and apply them to the full-resolution guide, so edges come from the full-size photo."""
     import cv2
 
-    def box(a):
-        return cv2.boxFilter(a, -1, (2 * r + 1, 2 * r + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
-
-    g = guide.astype(np.float64)
-    p = src.astype(np.float64)
-    h, w = g.shape[:2]
-    mi = box(g)                                                           # (H, W, 3)
-    ii = np.stack([box(g[..., i] * g[..., j]) for i in range(3) for j in range(3)], -1).reshape(h, w, 3, 3)
-    var = ii - mi[..., :, None] * mi[..., None, :] + eps * np.eye(3)
-    inv = np.linalg.inv(var)
-    out = np.empty_like(p)
-    for ch in range(p.shape[2]):
-        mp = box(p[..., ch])
-        cov = box(g * p[..., ch:ch + 1]) - mi * mp[..., None]             # (H, W, 3)
-        a = np.einsum("hwij,hwj->hwi", inv, cov)
-        b = mp - (a * mi).sum(-1)
-        out[..., ch] = (box(a) * g).sum(-1) + box(b)
+    a, b = guided_coefficients(guide_low, result_low, r, eps * 255.0 ** 2)     # eps on the [0, 1] scale
+    h, w = guide_full.shape[:2]
+    c = result_low.shape[2]
+    a_up = cv2.resize(a.reshape(a.shape[0], a.shape[1], -1), (w, h), interpolation=cv2.INTER_LINEAR)
+    b_up = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, c)
+    out = (a_up.reshape(h, w, c, 3) * guide_full.astype(np.float64)[..., None, :]).sum(-1) + b_up
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 

@@ -335,7 +335,9 @@ def main(argv=None) -> int:
             torch.set_num_threads(args.threads)
         if args.refit_d1:
             lv, step = t.level, t.step
-            p1 = t.fit_d1_closed_form()
+            t0 = time.perf_counter()
+            p1 = t.fit_d1_closed_form(t.cfg.d1_batches)
+            t.seconds["1"] += time.perf_counter() - t0
             t.done["1"] = {"steps": t.done.get("1", {}).get("steps", 0), "method": "least squares",
                            "train_psnr": round(p1, 2), "seconds": t.seconds["1"]}
             t.level, t.step = lv, step

@@ -47,7 +47,7 @@ def test_train_resume_export(photos, tmp_path):
     assert card["eval"]["reconstruction_psnr_db"]["d1"] > 30
     assert "non-commercial" in card["licence"]["data"]
     nets, c = load_photowct(tmp_path / "model")
-    x = torch.from_numpy(np.asarray(Image.open(next(photos.iterdir())).convert("RGB"))).permute(2, 0, 1)[None]
+    x = torch.from_numpy(np.array(Image.open(next(photos.iterdir())).convert("RGB"))).permute(2, 0, 1)[None]
     x = x.float() / 255
     f, pools = nets.e1(x)
     assert 10 * torch.log10(1 / torch.mean((nets.d1(f, pools).clamp(0, 1) - x) ** 2)) > 30

@@ -30,6 +30,7 @@ test: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	QT_QPA_PLATFORM=offscreen $(BIN)/semstudio bench --json
 
 clean:

@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -245,6 +246,165 @@ def bench_peak_rss(which: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# ---- photorealistic smoothing ----------------------------------------------------------------------------
+
+SMOOTH_HW = (384, 512)
+
+
+def _shared_dir() -> Path:
+    return Path(os.environ.get("SEMSTUDIO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def _smoothing_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(stylized, content, style photo, what the stylized image is) at 384x512: a WCT2 example pair and,
+    when the bundled PhotoWCT model is there, its stylization (else a colour-shifted, noisy copy of the
+    content: the system and its cost depend on the content only)."""
+    from PIL import Image
+
+    root = _shared_dir() / "datasets" / "photo_style_examples_wct2"
+    h, w = SMOOTH_HW
+    with Image.open(root / "content" / "in00.png") as im:
+        cont = np.asarray(im.convert("RGB").resize((w, h), Image.BICUBIC))
+    with Image.open(root / "style" / "in00.png") as im:
+        style = np.asarray(im.convert("RGB"))
+    try:
+        from engine.models.photowct import load_photowct
+        from engine.stylize.pipeline import PhotoWCT
+
+        nets, _ = load_photowct(None)
+        return PhotoWCT(nets).transform(cont, style), cont, style, "PhotoWCT output (bundled decoders)"
+    except Exception:               # noqa: BLE001 - no bundled model yet: said in the result
+        rng = np.random.default_rng(0)
+        styl = np.clip(cont.astype(float)[..., ::-1] * 0.8 + 30 + rng.normal(0, 12, cont.shape), 0, 255)
+        return styl.astype(np.uint8), cont, style, "colour-shifted noisy copy of the content (no bundled PhotoWCT)"
+
+
+def _smooth_probe(which: str) -> dict:
+    """In a fresh process: one exact smoothing at 384x512, by CG on the diagonals or by a sparse LU of
+    the same matrix (scipy ``factorized``, as the official Propagator). Time, peak RSS over the start."""
+    import resource
+    import tempfile
+
+    import torch
+
+    from engine.stylize import smooth
+
+    styl, cont, _style, _what = _smoothing_inputs()
+
+    def rss():
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    base = rss()
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    t0 = time.perf_counter()
+    if which == "cg":
+        out, info = smooth.smooth_exact(styl, cont)
+    else:
+        import scipy.sparse as sp
+        from scipy.sparse.linalg import factorized
+
+        b = smooth._to_unit(smooth._edge_pad(styl, 2))
+        c = smooth._to_unit(smooth._edge_pad(cont, 2))
+        diag = smooth.smoothing_diagonals(c).numpy()
+        hh, ww = diag.shape[1:]
+        n = hh * ww
+        rows, cols, vals = [], [], []
+        idx = np.arange(n).reshape(hh, ww)
+        for o in range(25):
+            dy, dx = o // 5 - 2, o % 5 - 2
+            ys, xs = slice(max(0, -dy), hh - max(0, dy)), slice(max(0, -dx), ww - max(0, dx))
+            src = idx[ys, xs]
+            dst = idx[max(0, dy):hh - max(0, -dy), max(0, dx):ww - max(0, -dx)]
+            rows.append(src.ravel())
+            cols.append(dst.ravel())
+            vals.append(diag[o][ys, xs].ravel())
+        a = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        solve = factorized(a)
+        rhs = (1 - smooth.BETA) * b.numpy().reshape(n, 3)
+        v = np.stack([solve(np.ascontiguousarray(rhs[:, k])) for k in range(3)], 1).reshape(hh, ww, 3)
+        out = np.clip(np.rint(v[2:-2, 2:-2] * 255.0), 0, 255).astype(np.uint8)
+        info = {"nnz": int(a.nnz)}
+    secs = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) * 1024
+    fd, path = tempfile.mkstemp(suffix=".npy")
+    os.close(fd)
+    np.save(path, out)
+    return {"seconds": secs, "peak_rss_over_start_mb": (peak - base) / 2**20, "output": path,
+            "threads": torch.get_num_threads(), **info}
+
+
+def bench_smoothing() -> dict:
+    """Exact smoothing at 384x512 against the official direct sparse LU of the same system (one run, fresh
+    processes), the fast mode, and full PIS at 512x384."""
+    if not os.path.exists("/proc/self/statm"):
+        return {"unavailable": "measured on Linux only (peak RSS from /proc)"}
+    import importlib.util
+
+    from engine.stylize import smooth
+
+    res: dict = {"size": f"{SMOOTH_HW[1]}x{SMOOTH_HW[0]}"}
+    styl, cont, style, what = _smoothing_inputs()
+    res["stylized_input"] = what
+
+    def probe(which):
+        out = subprocess.run([sys.executable, "-m", "app.bench", "--smooth-probe", which], capture_output=True,
+                             text=True, timeout=900)
+        if out.returncode != 0:
+            raise RuntimeError(f"smoothing probe {which} failed: {out.stderr.strip()[-300:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    cg = probe("cg")
+    res["exact_cg"] = {k: v for k, v in cg.items() if k != "output"}
+    if importlib.util.find_spec("scipy") is None:
+        res["sparse_lu"] = {"unavailable": "scipy is not installed (pip install '.[bench]')"}
+    else:
+        lu = probe("lu")
+        res["sparse_lu"] = {k: v for k, v in lu.items() if k != "output"}
+        a, b = np.load(cg["output"]).astype(float), np.load(lu["output"]).astype(float)
+        mse = float(np.mean((a - b) ** 2))
+        res["psnr_cg_vs_lu_db"] = 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
+        res["speedup_vs_lu"] = lu["seconds"] / cg["seconds"]
+        res["memory_ratio_vs_lu"] = cg["peak_rss_over_start_mb"] / max(lu["peak_rss_over_start_mb"], 1e-9)
+        os.unlink(lu["output"])
+        res["targets"] = {"speedup_vs_lu": ">= 20", "psnr_cg_vs_lu_db": ">= 45", "memory_ratio_vs_lu": "<= 0.5"}
+    os.unlink(cg["output"])
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        smooth.smooth_fast(styl, cont)
+        times.append((time.perf_counter() - t0) * 1000)
+    res["fast_p50_ms"] = _pct(times, 50)
+    res["fast_target_ms"] = 50
+    try:
+        from engine.models.photowct import load_photowct
+        from engine.stylize.pipeline import PhotoWCT, stylize
+
+        nets, _ = load_photowct(None)
+        wct = PhotoWCT(nets)
+        stages: dict = {}
+        last = [time.perf_counter()]
+
+        def prog(stage, frac):
+            now = time.perf_counter()
+            stages[stage] = stages.get(stage, 0.0) + now - last[0]
+            last[0] = now
+        t0 = time.perf_counter()
+        stylize(wct, cont, style, smooth="exact", progress=prog)
+        res["pis_512x384_s"] = time.perf_counter() - t0
+        res["pis_stages_s"] = {k: round(v, 3) for k, v in stages.items()}
+        res["pis_target_s"] = 2.0
+    except Exception as e:   # noqa: BLE001 - reported, not hidden
+        res["pis_512x384_s"] = f"unavailable: {e}"
+    return res
+
+
 def bench_first_window(runs: int = 3) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
     vals, wall = [], []
@@ -265,13 +425,18 @@ def bench_first_window(runs: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="semstudio bench")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--only", choices=["dab", "generate", "window", "spade_coco", "pix2pixhd"], action="append")
+    kinds = ["dab", "generate", "window", "spade_coco", "pix2pixhd", "smoothing"]
+    p.add_argument("--only", choices=kinds, action="append")
     p.add_argument("--rss-probe", help=argparse.SUPPRESS)
+    p.add_argument("--smooth-probe", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rss_probe:
         print(json.dumps(_rss_probe(args.rss_probe)))
         return 0
-    only = set(args.only or ["dab", "generate", "window", "spade_coco", "pix2pixhd"])
+    if args.smooth_probe:
+        print(json.dumps(_smooth_probe(args.smooth_probe)))
+        return 0
+    only = set(args.only or kinds)
     res: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                              "platform": platform.platform()}}
     if "dab" in only:
@@ -286,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     if "pix2pixhd" in only:
         res["pix2pixhd_1024p_2048x1024"] = bench_pix2pixhd_1024p()
         res["pix2pixhd_1024p_2048x1024"]["memory"] = bench_peak_rss("pix2pixhd_1024p")
+    if "smoothing" in only:
+        res["smoothing"] = bench_smoothing()
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -313,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label} memory: weights {mem['weights_mb']:.0f} MB, peak RSS {mem['peak_rss_mb']:.0f} MB "
                       f"({mem['peak_over_weights']:.2f}x weights; {mem['peak_minus_runtime_over_weights']:.2f}x "
                       f"without the {mem['rss_before_model_mb']:.0f} MB Python+torch runtime)")
+        if "smoothing" in res:
+            print("smoothing: " + json.dumps(res["smoothing"]))
     return 0
 
 

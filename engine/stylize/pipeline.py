@@ -18,7 +18,8 @@ import torch
 from .wct import feature_wct
 
 STAGES = ("encode", "wct4", "wct3", "wct2", "wct1", "smooth")
-MAX_STYLE_SIDE = 1024        # style photos are reduced to this long side: only their statistics matter
+MAX_STYLE_SIDE = 1024        # style photos are reduced to this long side (and to the content's): only
+                             # their statistics matter
 
 
 class Cancelled(RuntimeError):
@@ -94,7 +95,7 @@ class PhotoWCT:
         sl = _check_labels(style_labels, style, "style")
         if (cl is None) != (sl is None):
             cl = sl = None                       # one side only: a global transform
-        style, sl = _limit_style(style, sl)
+        style, sl = _limit_style(style, sl, max(content.shape[:2]))
         n = self.nets
         step = _Stepper(progress, should_stop)
         x = _to_tensor(content, self.device)
@@ -122,11 +123,13 @@ class _Stepper:
             self.progress(stage, frac)
 
 
-def _limit_style(style: np.ndarray, labels):
+def _limit_style(style: np.ndarray, labels, content_side: int = MAX_STYLE_SIDE):
+    """A style photo larger than the content (or than MAX_STYLE_SIDE) is reduced to that long side:
+    only its feature statistics are used, and they do not need more pixels than the content has."""
     from PIL import Image
 
     h, w = style.shape[:2]
-    f = MAX_STYLE_SIDE / max(h, w)
+    f = min(MAX_STYLE_SIDE, max(content_side, 256)) / max(h, w)
     if f >= 1:
         return style, labels
     size = (max(16, round(w * f)), max(16, round(h * f)))

@@ -36,16 +36,16 @@ def wct_core(cont: torch.Tensor, styl: torch.Tensor) -> torch.Tensor:
     """(C, N) content and (C, M) style features -> (C, N) content features with the style's mean and
     covariance. Needs N >= 2 and M >= 2."""
     dt = cont.dtype
-    c = cont.double()
-    s = styl.double()
-    c = c - c.mean(1, keepdim=True)
-    s_mean = s.mean(1, keepdim=True)
-    s = s - s_mean
+    # centred products in the features' precision (float32: the big matrix products), the 512x512
+    # eigen-decompositions and the combined transform in float64
+    c = cont - cont.mean(1, keepdim=True)
+    s_mean = styl.mean(1, keepdim=True)
+    s = styl - s_mean
     eye = torch.eye(c.shape[0], dtype=torch.float64, device=c.device)
-    c_cov = c @ c.T / (c.shape[1] - 1) + eye
-    s_cov = s @ s.T / (s.shape[1] - 1)
-    out = _sym_pow(s_cov, 0.5) @ (_sym_pow(c_cov, -0.5) @ c) + s_mean
-    return out.to(dt)
+    c_cov = (c @ c.T).double() / (c.shape[1] - 1) + eye
+    s_cov = (s @ s.T).double() / (s.shape[1] - 1)
+    t = (_sym_pow(s_cov, 0.5) @ _sym_pow(c_cov, -0.5)).to(dt)
+    return torch.addmm(s_mean.to(dt), t, c)
 
 
 def _resize_nearest(seg: np.ndarray, h: int, w: int) -> np.ndarray:

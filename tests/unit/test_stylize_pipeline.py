@@ -94,14 +94,25 @@ def test_large_style_photo_is_reduced(wct, monkeypatch):
     sizes = []
     orig = pl._limit_style
 
-    def spy(style, labels):
-        s, lab = orig(style, labels)
+    def spy(style, labels, *rest):
+        s, lab = orig(style, labels, *rest)
         sizes.append(s.shape)
         return s, lab
     monkeypatch.setattr(pl, "_limit_style", spy)
     assert stylize(wct, content, big, smooth="none").image.shape == content.shape
     assert sizes == [(51, 64, 3)]
     assert MAX_STYLE_SIDE >= 1024
+
+
+def test_style_photo_needs_no_more_pixels_than_the_content():
+    from engine.stylize.pipeline import _limit_style
+
+    s, lab = _limit_style(np.zeros((500, 1000, 3), np.uint8), np.zeros((500, 1000), np.int32), 600)
+    assert s.shape == (300, 600, 3) and lab.shape == (300, 600)
+    s, _ = _limit_style(np.zeros((500, 1000, 3), np.uint8), None, 100)
+    assert s.shape == (128, 256, 3)            # small contents still get a 256 px style
+    s, _ = _limit_style(np.zeros((50, 100, 3), np.uint8), None, 600)
+    assert s.shape == (50, 100, 3)
 
 
 def test_colour_masks_pair_regions(wct):

@@ -154,7 +154,18 @@ def stylize(wct: PhotoWCT, content: np.ndarray, style: np.ndarray, content_label
     elif smooth == "fast":
         out = sm.smooth_fast(stylized, content)
     else:
-        out, solve = sm.smooth_exact(stylized, content, device=device or wct.device)
+        import math
+
+        done = [0.0]
+
+        def solve_progress(it, res):
+            if progress is not None:      # fraction of the way (in log residual) from 1 to the tolerance
+                done[0] = max(done[0], min(0.99, math.log(max(res, 1e-30)) / math.log(sm.EXACT_TOL)))
+                progress("smooth", done[0])
+        out, solve = sm.smooth_exact(stylized, content, device=device or wct.device, progress=solve_progress,
+                                     should_stop=should_stop)
+        if solve.get("stopped"):
+            raise Cancelled("stylization cancelled during smoothing")
         info.update(solve)
     if progress is not None:
         progress("smooth", 1.0)

@@ -132,8 +132,10 @@ def solve_smoothing(stylized: torch.Tensor, content: torch.Tensor, beta: float =
     bnorm = chan(rhs).norm(dim=1).clamp_min(1e-30)
     it = 0
     res = (chan(r).norm(dim=1) / bnorm).max().item()
+    stopped = False
     while res > tol and it < max_iter:
         if should_stop is not None and should_stop():
+            stopped = True
             break
         diag_apply(diag, p, ap)
         alpha = rz / (chan(p) * chan(ap)).sum(1).clamp_min(1e-30)
@@ -147,8 +149,11 @@ def solve_smoothing(stylized: torch.Tensor, content: torch.Tensor, beta: float =
         rz_new = (chan(r) * chan(z)).sum(1)
         p.mul_((rz_new / rz.clamp_min(1e-30)).view(-1, 1, 1)).add_(z)
         rz = rz_new
-    return x.permute(1, 2, 0), {"iterations": it, "residual": res, "build_s": round(t_build, 3),
-                                "solve_s": round(time.perf_counter() - t0 - t_build, 3)}
+    info = {"iterations": it, "residual": res, "build_s": round(t_build, 3),
+            "solve_s": round(time.perf_counter() - t0 - t_build, 3)}
+    if stopped:
+        info["stopped"] = True
+    return x.permute(1, 2, 0), info
 
 
 def _to_unit(img: np.ndarray) -> torch.Tensor:

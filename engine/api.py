@@ -41,6 +41,18 @@ class GenerateRequest(Request):
 
 
 @dataclass
+class StylizeRequest(Request):
+    """Photorealistic stylization of ``content`` by ``style`` (both (H, W, 3) uint8 RGB)."""
+
+    content: np.ndarray
+    style: np.ndarray
+    content_labels: np.ndarray | None = None  # region maps (ids or colour masks), both or neither
+    style_labels: np.ndarray | None = None
+    smooth: str = "exact"                     # exact | fast | none
+    model: str | None = None                  # PhotoWCT model folder / photo_wct.pth; None = bundled
+
+
+@dataclass
 class LoadModelRequest(Request):
     model: str | None = None
 

@@ -18,7 +18,7 @@ import traceback
 from collections import deque
 from typing import Callable
 
-from .api import CallableRequest, Event, GenerateRequest, GenerateResult, LoadModelRequest, Request
+from .api import CallableRequest, Event, GenerateRequest, GenerateResult, LoadModelRequest, Request, StylizeRequest
 
 
 class Cancelled(Exception):
@@ -184,9 +184,48 @@ class Worker:
             ctx.progress(0.0, "loading model")
             m = ctx.model(req.model)
             return {"name": m.name, "card": m.card, "device": str(self.device)}
+        if isinstance(req, StylizeRequest):
+            return run_stylize(req, ctx)
         if isinstance(req, CallableRequest):
             return req.fn(ctx)
         raise TypeError(f"no handler for {req.kind}")
+
+    def photowct(self, spec):
+        """The PhotoWCT networks for ``spec`` (kept for the next request; one at a time)."""
+        key = str(spec)
+        cached = getattr(self, "_photowct", None)
+        if cached is None or cached[0] != key:
+            from .models.photowct import load_photowct
+            from .stylize.pipeline import PhotoWCT
+
+            nets, _card = load_photowct(spec)
+            self._photowct = (key, PhotoWCT(nets, self.device))
+        return self._photowct[1]
+
+
+STYLIZE_STAGES = {"encode": (0.05, 0.1), "wct4": (0.1, 0.45), "wct3": (0.45, 0.6), "wct2": (0.6, 0.68),
+                  "wct1": (0.68, 0.72), "smooth": (0.72, 1.0)}
+
+
+def run_stylize(req: StylizeRequest, ctx: JobContext):
+    """PhotoWCT + smoothing; progress per stage (and through the smoothing solve), cancellable."""
+    from .stylize.pipeline import Cancelled as StylizeCancelled
+    from .stylize.pipeline import stylize
+
+    t0 = time.perf_counter()
+    ctx.progress(0.0, "loading PhotoWCT")
+    wct = ctx.worker.photowct(req.model)
+
+    def progress(stage, frac):
+        a, b = STYLIZE_STAGES.get(stage, (0.0, 1.0))
+        ctx.progress(min(0.99, a + (b - a) * frac), stage)
+    try:
+        res = stylize(wct, req.content, req.style, req.content_labels, req.style_labels, req.smooth,
+                      progress=progress, should_stop=ctx.cancel_event.is_set)
+    except StylizeCancelled:
+        raise Cancelled() from None
+    res.info["seconds"] = time.perf_counter() - t0
+    return res
 
 
 def run_generate(req: GenerateRequest, ctx: JobContext) -> GenerateResult:

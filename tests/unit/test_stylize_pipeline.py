@@ -170,3 +170,46 @@ def test_cancel_during_smoothing_and_its_progress(wct):
         return len(calls) > 8
     with pytest.raises(Cancelled, match="during smoothing"):
         stylize(wct, content, style, smooth="exact", should_stop=stop_in_solve)
+
+
+def test_worker_stylizes_with_progress_and_cancels(model_dir):
+    import threading
+
+    from engine.api import StylizeRequest
+    from engine.worker import Worker
+
+    events, cv = [], threading.Condition()
+
+    def listen(ev):
+        with cv:
+            events.append(ev)
+            cv.notify_all()
+
+    def wait(job, kinds, timeout=120):
+        with cv:
+            assert cv.wait_for(lambda: any(e.job_id == job and e.kind in kinds for e in events), timeout), \
+                [(e.kind, e.stage) for e in events if e.job_id == job]
+            return next(e for e in events if e.job_id == job and e.kind in kinds)
+
+    w = Worker("cpu")
+    w.add_listener(listen)
+    try:
+        content, style = _photo(40, 48, 14), _photo(40, 48, 15)
+        job = w.submit(StylizeRequest(content=content, style=style, smooth="exact", model=str(model_dir)))
+        ev = wait(job, {"result", "error"})
+        assert ev.kind == "result", ev.error
+        assert ev.result.image.shape == content.shape and ev.result.info["seconds"] > 0
+        stages = [e.stage for e in events if e.job_id == job and e.kind == "progress"]
+        assert stages[0] == "loading PhotoWCT" and "wct4" in stages and stages[-1] == "smooth"
+        fr = [e.progress for e in events if e.job_id == job and e.kind == "progress"]
+        assert fr == sorted(fr)
+        # cancelled as soon as it starts: the job ends as cancelled, never as a result
+        job2 = w.submit(StylizeRequest(content=content, style=style, model=str(model_dir)))
+        wait(job2, {"started"})
+        w.cancel(job2)
+        assert wait(job2, {"cancelled", "result", "error"}).kind == "cancelled"
+        bad = w.submit(StylizeRequest(content=content, style=np.zeros((4, 4, 3), np.uint8), model=str(model_dir)))
+        ev = wait(bad, {"error", "result"})
+        assert ev.kind == "error" and "16x16" in ev.error
+    finally:
+        w.shutdown()

@@ -28,6 +28,22 @@ BETA = 0.9999
 
 # ---- exact: the system's 25 diagonals -----------------------------------------------------------------
 
+def _inv3(m: dict) -> dict:
+    """Inverse of per-pixel symmetric 3x3 matrices given by entries m[i, j] (i <= j), by cofactors."""
+    a00 = m[1, 1] * m[2, 2] - m[1, 2] * m[1, 2]
+    a01 = m[0, 2] * m[1, 2] - m[0, 1] * m[2, 2]
+    a02 = m[0, 1] * m[1, 2] - m[0, 2] * m[1, 1]
+    a11 = m[0, 0] * m[2, 2] - m[0, 2] * m[0, 2]
+    a12 = m[0, 1] * m[0, 2] - m[0, 0] * m[1, 2]
+    a22 = m[0, 0] * m[1, 1] - m[0, 1] * m[0, 1]
+    det = m[0, 0] * a00 + m[0, 1] * a01 + m[0, 2] * a02
+    inv = {(0, 0): a00 / det, (0, 1): a01 / det, (0, 2): a02 / det, (1, 1): a11 / det, (1, 2): a12 / det,
+           (2, 2): a22 / det}
+    for i, j in list(inv):
+        inv[j, i] = inv[i, j]
+    return inv
+
+
 def _box_valid(t: torch.Tensor) -> torch.Tensor:
     """Sum over every 3x3 window whose pixels are all inside: (..., H, W) -> (..., H-2, W-2)."""
     h, w = t.shape[-2] - 2, t.shape[-1] - 2
@@ -36,28 +52,15 @@ def _box_valid(t: torch.Tensor) -> torch.Tensor:
 
 
 def _window_stats(x: torch.Tensor, eps: float):
-    """Per 3x3 window of x (3, H, W): mean (3, h, w) and the inverse of covariance + eps/9 I as its six
-    distinct entries (symmetric 3x3, by cofactors)."""
+    """Per 3x3 window of x (3, H, W): mean (3, h, w) and the inverse of covariance + eps/9 I as its
+    entries (symmetric 3x3)."""
     n = 9.0
     mu = _box_valid(x) / n
-    pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
     c = {}
-    for i, j in pairs:
-        c[i, j] = _box_valid(x[i] * x[j]) / n - mu[i] * mu[j] + (eps / n if i == j else 0.0)
-        c[j, i] = c[i, j]
-    a00 = c[1, 1] * c[2, 2] - c[1, 2] * c[1, 2]
-    a01 = c[0, 2] * c[1, 2] - c[0, 1] * c[2, 2]
-    a02 = c[0, 1] * c[1, 2] - c[0, 2] * c[1, 1]
-    a11 = c[0, 0] * c[2, 2] - c[0, 2] * c[0, 2]
-    a12 = c[0, 1] * c[0, 2] - c[0, 0] * c[1, 2]
-    a22 = c[0, 0] * c[1, 1] - c[0, 1] * c[0, 1]
-    det = c[0, 0] * a00 + c[0, 1] * a01 + c[0, 2] * a02
-    inv = {(0, 0): a00, (0, 1): a01, (0, 2): a02, (1, 1): a11, (1, 2): a12, (2, 2): a22}
-    for k in inv:
-        inv[k] = inv[k] / det
-    for i, j in list(inv):
-        inv[j, i] = inv[i, j]
-    return mu, inv
+    for i in range(3):
+        for j in range(i, 3):
+            c[i, j] = _box_valid(x[i] * x[j]) / n - mu[i] * mu[j] + (eps / n if i == j else 0.0)
+    return mu, _inv3(c)
 
 
 def smoothing_diagonals(content: torch.Tensor, beta: float = BETA, eps: float = EPS_MATTING) -> torch.Tensor:
@@ -230,22 +233,6 @@ def _box(a: torch.Tensor, r: int) -> torch.Tensor:
 
     return torch.from_numpy(cv2.boxFilter(a.contiguous().numpy(), -1, (2 * r + 1, 2 * r + 1), normalize=True,
                                           borderType=cv2.BORDER_REFLECT))
-
-
-def _inv3(m: dict) -> dict:
-    """Inverse of per-pixel symmetric 3x3 matrices given by entries m[i, j] (i <= j), by cofactors."""
-    a00 = m[1, 1] * m[2, 2] - m[1, 2] * m[1, 2]
-    a01 = m[0, 2] * m[1, 2] - m[0, 1] * m[2, 2]
-    a02 = m[0, 1] * m[1, 2] - m[0, 2] * m[1, 1]
-    a11 = m[0, 0] * m[2, 2] - m[0, 2] * m[0, 2]
-    a12 = m[0, 1] * m[0, 2] - m[0, 0] * m[1, 2]
-    a22 = m[0, 0] * m[1, 1] - m[0, 1] * m[0, 1]
-    det = m[0, 0] * a00 + m[0, 1] * a01 + m[0, 2] * a02
-    inv = {(0, 0): a00 / det, (0, 1): a01 / det, (0, 2): a02 / det, (1, 1): a11 / det, (1, 2): a12 / det,
-           (2, 2): a22 / det}
-    for i, j in list(inv):
-        inv[j, i] = inv[i, j]
-    return inv
 
 
 def guided_coefficients(guide: np.ndarray, src: np.ndarray, r: int, eps: float):

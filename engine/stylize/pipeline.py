@@ -18,6 +18,7 @@ import torch
 from .wct import feature_wct
 
 STAGES = ("encode", "wct4", "wct3", "wct2", "wct1", "smooth")
+MAX_TRANSFORM_PIXELS = 1600 * 1200   # larger contents are transformed on a reduced copy, upsampled with the guide
 MAX_STYLE_SIDE = 1024        # style photos are reduced to this long side (and to the content's): only
                              # their statistics matter
 
@@ -146,8 +147,26 @@ def stylize(wct: PhotoWCT, content: np.ndarray, style: np.ndarray, content_label
 
     if smooth not in ("exact", "fast", "none"):
         raise StylizeError(f"smoothing must be exact, fast or none, not {smooth!r}")
-    stylized = wct.transform(content, style, content_labels, style_labels, progress, should_stop)
+    content = _check_rgb(content, "content photo")
     info: dict = {"smooth": smooth}
+    h, w = content.shape[:2]
+    if h * w > MAX_TRANSFORM_PIXELS:
+        # PhotoWCT on a reduced copy (VGG activations of a 12 MP photo would need gigabytes), brought
+        # back to full size with the photo itself as the guide
+        from PIL import Image
+
+        f = (MAX_TRANSFORM_PIXELS / (h * w)) ** 0.5
+        size = (max(16, round(w * f)), max(16, round(h * f)))
+        small = np.asarray(Image.fromarray(content).resize(size, Image.BICUBIC))
+        cl = content_labels
+        if cl is not None:
+            cl = np.asarray(Image.fromarray(np.asarray(cl).astype(np.int32) if np.ndim(cl) == 2
+                                            else np.asarray(cl, np.uint8)).resize(size, Image.NEAREST))
+        stylized = wct.transform(small, style, cl, style_labels, progress, should_stop)
+        stylized = sm.guided_upsample(content, small, stylized)
+        info["transform_grid"] = list(size)
+    else:
+        stylized = wct.transform(content, style, content_labels, style_labels, progress, should_stop)
     _Stepper(progress, should_stop)("smooth", 0.0)
     if smooth == "none":
         out = stylized

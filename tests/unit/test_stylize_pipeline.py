@@ -213,3 +213,14 @@ def test_worker_stylizes_with_progress_and_cancels(model_dir):
         assert ev.kind == "error" and "16x16" in ev.error
     finally:
         w.shutdown()
+
+
+def test_large_content_is_transformed_on_a_reduced_copy(wct, monkeypatch):
+    import engine.stylize.pipeline as pl
+
+    monkeypatch.setattr(pl, "MAX_TRANSFORM_PIXELS", 32 * 40)
+    content, style = _photo(64, 80, 16), _photo(40, 48, 17)
+    labels = np.zeros((64, 80), np.int32)
+    labels[:, 40:] = 1
+    res = stylize(wct, content, style, labels, np.zeros((40, 48), np.int32), smooth="none")
+    assert res.image.shape == content.shape and res.info["transform_grid"] == [40, 32]

@@ -80,6 +80,7 @@ class DecoderTrainer:
         self.step = 0
         self.seconds = {str(lv): 0.0 for lv in (1, 2, 3, 4)}
         self.done: dict = {}
+        self.extended: dict = {}         # level -> steps it had before an extension
         self.scale: dict = {}
         self.photos = [load_rgb(p) for p in photo_paths(cfg.data_roots)]
         self._new_opt()
@@ -90,6 +91,21 @@ class DecoderTrainer:
         for p in dec.parameters():
             p.requires_grad_(True)
         self.opt = torch.optim.Adam(dec.parameters(), lr=self.cfg.lr)
+
+    def extend(self, level: int, steps: int) -> None:
+        """Train a finished decoder ``steps`` more (a new cosine schedule from its current weights); the
+        run then goes on with the first unfinished level."""
+        lv = str(level)
+        if lv == "1":
+            raise ValueError("d1 is fitted in closed form; it has nothing to extend")
+        if lv not in self.done:
+            raise ValueError(f"d{lv} is not finished: resume the run instead")
+        if self.level <= 4 and self.step:
+            raise ValueError(f"d{self.level} is half-way ({self.step} steps): finish it before extending d{lv}")
+        self.extended[lv] = self.done.pop(lv)["steps"]
+        self.level, self.step = level, 0
+        self.cfg.steps[lv] = int(steps)
+        self._new_opt()
 
     @torch.no_grad()
     def init_decoder(self) -> None:
@@ -115,7 +131,8 @@ class DecoderTrainer:
     # -- state -----------------------------------------------------------------------------------------
     def state(self) -> dict:
         return {"config": asdict(self.cfg), "level": self.level, "step": self.step, "seconds": self.seconds,
-                "done": self.done, "scale": self.scale, "decoders": self.nets.decoder_state(),
+                "done": self.done, "extended": self.extended, "scale": self.scale,
+                "decoders": self.nets.decoder_state(),
                 "opt": self.opt.state_dict()}
 
     def save(self) -> Path:
@@ -130,6 +147,7 @@ class DecoderTrainer:
         t.nets.load_state_dict(st["decoders"], strict=False)
         t.level, t.step, t.seconds, t.done = st["level"], st["step"], st["seconds"], st["done"]
         t.scale = st["scale"]
+        t.extended = st.get("extended", {})
         if t.level <= 4:                 # else the run is finished: nothing left to optimise
             t._new_opt()
             t.opt.load_state_dict(st["opt"])
@@ -246,12 +264,15 @@ class DecoderTrainer:
                     if self.step % self.cfg.save_every == 0:
                         self.save()
                 if self.step >= total:
-                    dec = getattr(self.nets, f"d{self.level}")
+                    lv = str(self.level)
+                    dec = getattr(self.nets, f"d{lv}")
                     for p in dec.parameters():
                         p.requires_grad_(False)
-                    self.done[str(self.level)] = {"steps": total, "seconds": self.seconds[str(self.level)]}
-                    self.log(f"\nd{self.level} done: {total} steps in {self.seconds[str(self.level)] / 60:.1f} min")
+                    self.done[lv] = {"steps": total + self.extended.pop(lv, 0), "seconds": self.seconds[lv]}
+                    self.log(f"\nd{lv} done: {self.done[lv]['steps']} steps in {self.seconds[lv] / 60:.1f} min")
                     self.level += 1
+                    while str(self.level) in self.done:       # after extending a level: the next undone one
+                        self.level += 1
                     self.step = 0
                     if self.level <= 4:
                         self._new_opt()
@@ -323,6 +344,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-data", action="append", help="photo folder for the PSNR table (with --export)")
     ap.add_argument("--partial", action="store_true", help="export even if some levels are not trained")
     ap.add_argument("--refit-d1", action="store_true", help="replace d1 by its least-squares fit and stop")
+    ap.add_argument("--extend", nargs=2, type=int, metavar=("LEVEL", "STEPS"),
+                    help="train a finished decoder STEPS more, then go on with the run")
     args = ap.parse_args(argv)
     run = Path(args.out)
     if args.export:
@@ -344,6 +367,8 @@ def main(argv=None) -> int:
             t.save()
             print(f"d1 refitted: training PSNR {p1:.2f} dB")
             return 0
+        if args.extend:
+            t.extend(*args.extend)
         if args.steps:
             for lv, n in json.loads(args.steps).items():
                 if lv not in t.done:

@@ -40,6 +40,16 @@ def test_train_resume_export(photos, tmp_path):
     assert torch.equal(t.batch_for(2, 1), r.batch_for(2, 1))
     r.fit()
     assert set(r.done) == {"1", "2", "3", "4"}
+    # extending a finished decoder trains it further and leaves the others alone
+    before = {k: v.clone() for k, v in r.nets.decoder_state().items()}
+    r.extend(2, 2)
+    r.fit()
+    assert r.done["2"]["steps"] == 5 and r.level == 5
+    after = r.nets.decoder_state()
+    assert not torch.equal(before["d2.conv2_1.weight"], after["d2.conv2_1.weight"])
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("d3.", "d4.")))
+    with pytest.raises(ValueError, match="closed form"):
+        r.extend(1, 5)
     log = (run / "log.csv").read_text().splitlines()
     assert log[0].startswith("level,step,loss") and len(log) > 3
     card = export_photowct(run, tmp_path / "model", [str(photos)])

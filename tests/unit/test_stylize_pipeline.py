@@ -224,3 +224,17 @@ def test_large_content_is_transformed_on_a_reduced_copy(wct, monkeypatch):
     labels[:, 40:] = 1
     res = stylize(wct, content, style, labels, np.zeros((40, 48), np.int32), smooth="none")
     assert res.image.shape == content.shape and res.info["transform_grid"] == [40, 32]
+
+
+def test_generate_with_a_style_photo_restyles_models_that_take_none(tmp_path):
+    """The demo SPADE model has no style encoder: --style generates, then runs the bundled PhotoWCT."""
+    style = tmp_path / "style.png"
+    Image.fromarray(_photo(96, 128, 18)).save(style)
+    plain, styled = tmp_path / "plain.png", tmp_path / "styled.png"
+    r = _cli("generate", "--demo", "--seed", "1", "-o", str(plain))
+    assert r.returncode == 0, r.stderr
+    r = _cli("generate", "--demo", "--seed", "1", "--style", str(style), "--smooth", "fast", "-o", str(styled))
+    assert r.returncode == 0, r.stderr
+    assert "restyling" in r.stderr
+    a, b = np.asarray(Image.open(plain)), np.asarray(Image.open(styled))
+    assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() > 2

@@ -153,18 +153,11 @@ def _pairs(items: list[str], what: str) -> list[tuple[int, str]]:
 
 
 def _controls(args):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
     from .registry import StyleControls
 
     c = StyleControls()
     if args.style:
-        try:
-            with Image.open(args.style) as im:
-                c.style_image = np.asarray(im.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as e:
-            raise CLIError(f"{args.style}: not a readable image ({e})") from None
+        c.style_image = _read_image(args.style, "image")
     styles = {}
     for cls, v in _pairs(args.class_style, "--class-style"):
         seed, _, t = v.partition(":")
@@ -232,13 +225,14 @@ def cmd_generate(args) -> int:
 
 
 def _read_image(path: str, what: str):
+    """An RGB photo as (H, W, 3) uint8, or one line saying why not."""
     import numpy as np
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, UnidentifiedImageError) as e:
         raise CLIError(f"{path}: not a readable {what} ({e})") from None
 
 

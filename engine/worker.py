@@ -57,6 +57,7 @@ class Worker:
         self._current: tuple[Request, JobContext] | None = None
         self._stop = False
         self._manager = None
+        self._photowct = None            # (spec, PhotoWCT) of the last stylization
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -193,8 +194,7 @@ class Worker:
     def photowct(self, spec):
         """The PhotoWCT networks for ``spec`` (kept for the next request; one at a time)."""
         key = str(spec)
-        cached = getattr(self, "_photowct", None)
-        if cached is None or cached[0] != key:
+        if self._photowct is None or self._photowct[0] != key:
             from .models.photowct import load_photowct
             from .stylize.pipeline import PhotoWCT
 

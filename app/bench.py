@@ -183,20 +183,40 @@ def bench_pix2pixhd_1024p(n: int = 1) -> dict:
             "fast_speedup": out["reference_p50_ms"] / out["fast_p50_ms"], "max_abs_diff": diff}
 
 
-def _rss_probe(which: str) -> dict:
-    """Run in a fresh process: RSS before building, weight bytes, peak RSS after one fast generation."""
+def _rss_now() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark, so a later peak is what came after; False if not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss() -> int:
+    """The RSS high-water mark (since the last reset), bytes."""
     import resource
 
-    import torch
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-    def rss_now() -> int:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+def _rss_probe(which: str) -> dict:
+    """Run in a fresh process: RSS before building, weight bytes, peak RSS after one fast generation."""
+    import torch
 
     from engine.labels.maps import label_keys
 
     torch.zeros(1)
-    base = rss_now()
+    base = _rss_now()
     if which == "pix2pixhd_1024p":
         from engine.models.pix2pixhd_fast import FastPix2PixHD
 
@@ -217,20 +237,11 @@ def _rss_probe(which: str) -> dict:
     import gc
 
     gc.collect()
-    loaded = rss_now()
-    try:   # reset the kernel's high-water mark so the peak is the generation's, not the construction's
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        reset = True
-    except OSError:
-        reset = False
+    loaded = _rss_now()
+    reset = _reset_peak_rss()    # so the peak is the generation's, not the construction's
     with torch.inference_mode():
         net(x)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:") and reset:
-                peak = int(line.split()[1]) * 1024
+    peak = _peak_rss()
     return {"weights_mb": weights / 2**20, "rss_before_model_mb": base / 2**20, "rss_loaded_mb": loaded / 2**20,
             "peak_rss_mb": peak / 2**20, "peak_over_weights": peak / weights,
             "peak_minus_runtime_over_weights": (peak - base) / weights, "peak_is_generation_only": reset}
@@ -283,7 +294,6 @@ def _smooth_probe(which: str, inputs: str) -> dict:
     """In a fresh process: one exact smoothing at 384x512, by CG on the diagonals or by a sparse LU of
     the same matrix (scipy ``factorized``, as the official Propagator). Time, peak RSS over the start.
     ``inputs``: an .npz with the stylized and content images (nothing else has run in this process)."""
-    import resource
     import tempfile
 
     import torch
@@ -293,16 +303,8 @@ def _smooth_probe(which: str, inputs: str) -> dict:
     with np.load(inputs) as z:
         styl, cont = z["stylized"], z["content"]
     torch.zeros(1)
-
-    def rss():
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    base = rss()
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
+    base = _rss_now()
+    _reset_peak_rss()
     t0 = time.perf_counter()
     if which == "cg":
         out, info = smooth.smooth_exact(styl, cont)
@@ -332,11 +334,7 @@ def _smooth_probe(which: str, inputs: str) -> dict:
         out = np.clip(np.rint(v[2:-2, 2:-2] * 255.0), 0, 255).astype(np.uint8)
         info = {"nnz": int(a.nnz)}
     secs = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) * 1024
+    peak = _peak_rss()
     fd, path = tempfile.mkstemp(suffix=".npy")
     os.close(fd)
     np.save(path, out)

@@ -17,7 +17,6 @@ import torch
 
 from .wct import feature_wct
 
-STAGES = ("encode", "wct4", "wct3", "wct2", "wct1", "smooth")
 MAX_TRANSFORM_PIXELS = 1600 * 1200   # larger contents are transformed on a reduced copy, upsampled with the guide
 MAX_STYLE_SIDE = 1024        # style photos are reduced to this long side (and to the content's): only
                              # their statistics matter
@@ -155,8 +154,7 @@ def stylize(wct: PhotoWCT, content: np.ndarray, style: np.ndarray, content_label
         # back to full size with the photo itself as the guide
         from PIL import Image
 
-        f = (MAX_TRANSFORM_PIXELS / (h * w)) ** 0.5
-        size = (max(16, round(w * f)), max(16, round(h * f)))
+        size = sm.reduced_size(w, h, MAX_TRANSFORM_PIXELS, 16)
         small = np.asarray(Image.fromarray(content).resize(size, Image.BICUBIC))
         cl = content_labels
         if cl is not None:

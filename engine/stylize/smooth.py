@@ -193,6 +193,12 @@ EXACT_TOL = 0.1         # relative residual: 49 dB against the fully converged s
                         # 53 dB, 0.2: 46 dB; starting from a guided-filter result instead saves ~3 %)
 
 
+def reduced_size(w: int, h: int, max_pixels: int, minimum: int) -> tuple[int, int]:
+    """(W, H) with the aspect of w x h and about ``max_pixels`` pixels, no side below ``minimum``."""
+    f = (max_pixels / (h * w)) ** 0.5
+    return max(minimum, round(w * f)), max(minimum, round(h * f))
+
+
 EXACT_MAX_PIXELS = 1024 * 768  # larger images are smoothed on a reduced grid and upsampled with the photo
 
 
@@ -211,8 +217,7 @@ def smooth_exact(stylized_rgb: np.ndarray, content_rgb: np.ndarray, beta: float 
         # a reduced grid, brought back to full size by the full-size photo (guided upsampling)
         from PIL import Image
 
-        f = (max_pixels / (h * w)) ** 0.5
-        size = (max(8, round(w * f)), max(8, round(h * f)))
+        size = reduced_size(w, h, max_pixels, 8)
         c_low = np.asarray(Image.fromarray(content_rgb).resize(size, Image.BILINEAR))
         s_low = np.asarray(Image.fromarray(stylized_rgb).resize(size, Image.BILINEAR))
         r_low, info = smooth_exact(s_low, c_low, beta, device, tol, dtype, max_pixels=max_pixels, **kw)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..models.photowct import PhotoWCTNets
+from ..models.photowct import Decoder, PhotoWCTNets
 from .trainer import Progress, atomic_torch_save
 
 CKPT = "checkpoint.pt"
@@ -67,8 +67,17 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
+def official_decoders(trained: dict[str, torch.Tensor], scale: dict) -> dict[str, torch.Tensor]:
+    """Decoder weights as trained (features divided by ``scale[level]``) -> the official parametrisation:
+    the scale folded into each decoder's first convolution."""
+    sd = {k: v.detach().clone() for k, v in trained.items()}
+    for lv, sc in scale.items():
+        sd[f"d{lv}.{Decoder(int(lv)).names[0]}.weight"] /= sc
+    return sd
+
+
 class DecoderTrainer:
-    def __init__(self, cfg: PhotoWCTTrainConfig, run_dir: Path | str, log=None):
+    def __init__(self, cfg: PhotoWCTTrainConfig, run_dir: Path | str, log=None, fresh: bool = True):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +93,8 @@ class DecoderTrainer:
         self.scale: dict = {}
         self.photos = [load_rgb(p) for p in photo_paths(cfg.data_roots)]
         self._new_opt()
-        self.init_decoder()
+        if fresh:                        # a resumed run has its decoder and scale in the checkpoint
+            self.init_decoder()
 
     def _new_opt(self):
         dec = getattr(self.nets, f"d{self.level}")
@@ -122,11 +132,7 @@ class DecoderTrainer:
 
     def decoders(self) -> dict[str, torch.Tensor]:
         """Decoder weights in the official parametrisation (raw VGG features in)."""
-        sd = {k: v.detach().clone() for k, v in self.nets.decoder_state().items()}
-        for lv, sc in self.scale.items():
-            dec = getattr(self.nets, f"d{lv}")
-            sd[f"d{lv}.{dec.names[0]}.weight"] /= sc
-        return sd
+        return official_decoders(self.nets.decoder_state(), self.scale)
 
     # -- state -----------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -143,7 +149,7 @@ class DecoderTrainer:
     @classmethod
     def resume(cls, run_dir: Path | str, log=None) -> "DecoderTrainer":
         st = torch.load(Path(run_dir) / CKPT, map_location="cpu", weights_only=True)
-        t = cls(PhotoWCTTrainConfig(**st["config"]), run_dir, log)
+        t = cls(PhotoWCTTrainConfig(**st["config"]), run_dir, log, fresh=False)
         t.nets.load_state_dict(st["decoders"], strict=False)
         t.level, t.step, t.seconds, t.done = st["level"], st["step"], st["seconds"], st["done"]
         t.scale = st["scale"]
@@ -307,26 +313,25 @@ def export_photowct(run_dir: Path | str, out_dir: Path | str, eval_roots: list[s
     with the reconstruction PSNR of each level on ``eval_roots`` and the training cost."""
     from ..models.photowct import write_photowct_folder
 
-    t = DecoderTrainer.resume(run_dir)
-    missing = [lv for lv in ("1", "2", "3", "4") if lv not in t.done]
+    st = torch.load(Path(run_dir) / CKPT, map_location="cpu", weights_only=True)   # no training photos needed
+    cfg, done, seconds = PhotoWCTTrainConfig(**st["config"]), st["done"], st["seconds"]
+    missing = [lv for lv in ("1", "2", "3", "4") if lv not in done]
     if missing and not allow_partial:
         raise RuntimeError(f"decoders {', '.join('d' + m for m in missing)} are not trained yet; resume the run")
-    sd = t.decoders()
+    sd = official_decoders(st["decoders"], st["scale"])
     nets = PhotoWCTNets().encoders_from_vgg19()
     nets.load_state_dict(sd, strict=False)
     photos = [load_rgb(p) for p in photo_paths(eval_roots)]
-    done = tuple(int(lv) for lv in ("1", "2", "3", "4") if lv in t.done)
-    ev = evaluate(nets, photos, done)
-    secs = sum(t.seconds.values())
+    ev = evaluate(nets, photos, tuple(int(lv) for lv in ("1", "2", "3", "4") if lv in done))
     return write_photowct_folder(
         out_dir, sd, name, "PhotoWCT decoders for the VGG19 encoder",
-        training={"data": ["/".join(Path(r).resolve().parts[-2:]) for r in t.cfg.data_roots],
+        training={"data": ["/".join(Path(r).resolve().parts[-2:]) for r in cfg.data_roots],
                   "data_licence": DATA_LICENCE,
-                  "levels": t.done, "seconds_per_level": {lv: round(v, 1) for lv, v in t.seconds.items()},
-                  "wall_hours": round(secs / 3600, 3), "device": "cpu (2 cores)",
-                  "threads": t.cfg.threads or torch.get_num_threads(), "crop": t.cfg.crop, "batch": t.cfg.batch,
+                  "levels": done, "seconds_per_level": {lv: round(v, 1) for lv, v in seconds.items()},
+                  "wall_hours": round(sum(seconds.values()) / 3600, 3), "device": "cpu (2 cores)",
+                  "threads": cfg.threads or torch.get_num_threads(), "crop": cfg.crop, "batch": cfg.batch,
                   "losses": "d1: least squares (pixels); d2-d4: pixel MSE + feature MSE / mean(feature^2)",
-                  "config": asdict(t.cfg)},
+                  "config": asdict(cfg)},
         eval={"reconstruction_psnr_db": {k: round(v, 2) for k, v in ev.items()},
               "eval_data": ["/".join(Path(r).resolve().parts[-2:]) for r in eval_roots], "eval_images": len(photos)},
         licence={"weights": "Trained by Semantic Studio; inherits the training data's terms.",

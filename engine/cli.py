@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bad samples: skip them with a report, or stop")
     t.add_argument("--limit", type=int, help="use only the first N samples (smoke runs)")
     t.add_argument("--export", help="after training, export the generator as a model folder here")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel training with PyTorch DDP; launch with torchrun (see README)")
     return p
 
 
@@ -421,13 +423,23 @@ def cmd_eval(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .train.distributed import Distributed
+
+    dist = Distributed(args.distributed)
+    try:
+        return _train(args, dist)
+    finally:
+        dist.close()
+
+
+def _train(args, dist) -> int:
     from .paths import resources_dir
     from .train.trainer import SpadeTrainer, TrainConfig
 
     overrides = {"steps": args.steps, "size": args.size, "batch": args.batch, "device": args.device}
     if args.resume:
         try:
-            tr = SpadeTrainer.resume(args.out, overrides)
+            tr = SpadeTrainer.resume(args.out, overrides, dist=dist)
         except (FileNotFoundError, ValueError) as e:
             raise CLIError(str(e)) from None
     else:
@@ -452,10 +464,12 @@ def cmd_train(args) -> int:
             if v is not None:
                 d[k] = list(v) if isinstance(v, tuple) else v
         try:
-            tr = SpadeTrainer(TrainConfig.from_dict(d), args.out)
+            tr = SpadeTrainer(TrainConfig.from_dict(d), args.out, dist=dist)
         except ValueError as e:
             raise CLIError(str(e)) from None
     ck = tr.fit()
+    if not dist.is_main:
+        return 0
     print(f"checkpoint {ck} at step {tr.step}")
     if args.export:
         from .train.export import export_run
@@ -495,3 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("semstudio: interrupted", file=sys.stderr)
         return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,7 @@ log to ``RUN_DIR/log.csv`` and write sample grids to ``RUN_DIR/samples/``.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -25,6 +26,7 @@ from ..labels.maps import semantics_tensor
 from ..models.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator, SpadeConfig, reparameterize
 from ..models.vgg import VGGLoss
 from .datasets import PairedDataset
+from .distributed import Distributed, StepSampler
 from .losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, kld_loss
 
 CKPT = "checkpoint.pt"
@@ -134,14 +136,17 @@ class Progress:
 
 
 class SpadeTrainer:
-    def __init__(self, cfg: TrainConfig, run_dir: Path | str, log=None):
+    """``dist``: the run's :class:`Distributed` group (DDP when enabled; rank 0 logs and saves)."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path | str, log=None, dist: Distributed | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.log = log or (lambda m: print(m, file=sys.stderr))
+        self.dist = dist or Distributed(False)
+        self.log = (log or (lambda m: print(m, file=sys.stderr))) if self.dist.is_main else (lambda m: None)
         self.ls = get_labelset(cfg.labelset)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = pick_device(cfg.device)
+        self.device = self.dist.device(cfg.device) if self.dist.enabled else pick_device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.mcfg = spade_config_from(cfg, self.ls)
         f = 2 ** self.mcfg.n_up
@@ -152,6 +157,9 @@ class SpadeTrainer:
         d_in = self.mcfg.semantic_nc + 3
         self.D = MultiscaleDiscriminator(d_in, cfg.ndf, cfg.n_layers_D, cfg.num_D).to(self.device)
         self.E = ConvEncoder(self.mcfg).to(self.device) if cfg.use_vae else None
+        # the modules that train (DDP wrappers when distributed); self.G/D/E stay the plain modules
+        self.G_t, self.D_t, self.E_t = (self.dist.wrap(m) for m in (self.G, self.D, self.E))
+        self.G, self.D, self.E = (getattr(m, "module", m) for m in (self.G_t, self.D_t, self.E_t))
         if cfg.ttur:
             b1, b2, lr_g, lr_d = 0.0, 0.9, cfg.lr / 2, cfg.lr * 2
         else:
@@ -178,10 +186,13 @@ class SpadeTrainer:
         return st
 
     def save(self) -> Path:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        """Rank 0 writes the checkpoint; every rank waits for it."""
         p = self.run_dir / CKPT
-        atomic_torch_save(self.state(), p)
-        (self.run_dir / "train_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_torch_save(self.state(), p)
+            (self.run_dir / "train_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        self.dist.barrier()
         return p
 
     def load_state(self, st: dict) -> None:
@@ -196,7 +207,8 @@ class SpadeTrainer:
         self.wall_seconds = float(st.get("wall_seconds", 0.0))
 
     @classmethod
-    def resume(cls, run_dir: Path | str, overrides: dict | None = None, log=None) -> "SpadeTrainer":
+    def resume(cls, run_dir: Path | str, overrides: dict | None = None, log=None,
+               dist: Distributed | None = None) -> "SpadeTrainer":
         run_dir = Path(run_dir)
         p = run_dir / CKPT
         if not p.exists():
@@ -209,7 +221,7 @@ class SpadeTrainer:
             if k not in RESUMABLE_OVERRIDES and d.get(k) != v:
                 raise ValueError(f"option '{k}' cannot change when resuming (it defines the networks or data)")
             d[k] = list(v) if isinstance(v, tuple) else v
-        tr = cls(TrainConfig.from_dict(d), run_dir, log=log)
+        tr = cls(TrainConfig.from_dict(d), run_dir, log=log, dist=dist)
         tr.load_state(st)
         return tr
 
@@ -223,9 +235,9 @@ class SpadeTrainer:
     def batch_for(self, step: int):
         """The batch of ``step``: depends only on (seed, step), so resumed runs see the same data."""
         data = self.load_data()
-        rng = np.random.default_rng([self.cfg.seed, step])
-        idx = rng.integers(0, len(data), size=self.cfg.batch)
-        imgs, labs = zip(*(data.get(int(i), self.cfg.size, rng, self.cfg.scale_aug, self.cfg.flip) for i in idx))
+        sampler = StepSampler(len(data), self.cfg.batch, self.cfg.seed, self.dist.rank, self.dist.world)
+        idx, rng = sampler.indices(step)
+        imgs, labs = zip(*(data.get(i, self.cfg.size, rng, self.cfg.scale_aug, self.cfg.flip) for i in idx))
         return self.to_tensors(np.stack(imgs), np.stack(labs))
 
     def to_tensors(self, imgs: np.ndarray, labs: np.ndarray):
@@ -242,11 +254,12 @@ class SpadeTrainer:
         losses: dict[str, torch.Tensor] = {}
         z = None
         if self.E is not None:
-            mu, logvar = self.E(real)
+            mu, logvar = self.E_t(real)
             z = reparameterize(mu, logvar)
             losses["KLD"] = kld_loss(mu, logvar) * cfg.lambda_kld
-        fake = self.G(seg, z)
-        # generator step (D weights frozen: no weight gradients computed)
+        fake = self.G_t(seg, z)
+        # generator step (D weights frozen: no weight gradients computed; the plain D, so DDP
+        # expects no gradients from it in this backward pass)
         for p in self.D.parameters():
             p.requires_grad_(False)
         pred = self.D(torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)], 0))
@@ -265,7 +278,7 @@ class SpadeTrainer:
             p.requires_grad_(True)
         # discriminator step
         fake_d = fake.detach()
-        pred = self.D(torch.cat([torch.cat([seg, fake_d], 1), torch.cat([seg, real], 1)], 0))
+        pred = self.D_t(torch.cat([torch.cat([seg, fake_d], 1), torch.cat([seg, real], 1)], 0))
         pred_fake = [[t[: seg.shape[0]] for t in scale] for scale in pred]
         pred_real = [[t[seg.shape[0]:] for t in scale] for scale in pred]
         d_loss = hinge_d_loss(pred_real, pred_fake)
@@ -274,6 +287,7 @@ class SpadeTrainer:
         self.opt_d.step()
         out = {k: float(v.detach()) for k, v in losses.items()}
         out["D"] = float(d_loss.detach())
+        out = self.dist.mean(out)          # every rank sees (and checks) the same figures
         for k, v in out.items():
             if not math.isfinite(v):
                 raise FloatingPointError(f"loss {k} became {v} at step {self.step}; lower the learning rate "
@@ -304,42 +318,64 @@ class SpadeTrainer:
     # ---- loop --------------------------------------------------------------------------------
     def fit(self, should_stop=lambda: False, on_progress=None) -> Path:
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "samples").mkdir(exist_ok=True)
+        main = self.dist.is_main
+        if main:
+            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         data = self.load_data()
+        where = f"{self.dist.world} processes ({self.dist.backend})" if self.dist.enabled else str(self.device)
         self.log(f"training SPADE on {len(data)} samples ({len(data.skipped)} skipped) at "
-                 f"{cfg.size[0]}x{cfg.size[1]}, batch {cfg.batch}, on {self.device}; "
+                 f"{cfg.size[0]}x{cfg.size[1]}, batch {cfg.batch}, on {where}; "
                  f"step {self.step} -> {cfg.steps}")
         log_p = self.run_dir / "log.csv"
         new_log = not log_p.exists()
         bar = Progress(cfg.steps, self.step)
-        with open(log_p, "a", newline="") as fh:
+        seed_offset = 7919 * self.dist.rank
+        with open(log_p, "a", newline="") if main else contextlib.nullcontext() as fh:
             writer = None
-            while self.step < cfg.steps and not should_stop():
+            while self.step < cfg.steps and not self._stop(should_stop):
                 t_wall, t_cpu = time.perf_counter(), time.process_time()
-                torch.manual_seed(cfg.seed * 1_000_003 + self.step)
+                torch.manual_seed(cfg.seed * 1_000_003 + self.step + seed_offset)
                 seg, real = self.batch_for(self.step)
                 losses = self.train_step(seg, real)
                 self.step += 1
                 self.wall_seconds += time.perf_counter() - t_wall
                 self.cpu_seconds += time.process_time() - t_cpu
-                if writer is None:
-                    keys = ["step", "wall_seconds", "cpu_seconds", "size"] + sorted(losses)
-                    writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-                    if new_log:
-                        writer.writeheader()
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    writer.writerow({"step": self.step, "wall_seconds": round(self.wall_seconds, 1),
-                                     "cpu_seconds": round(self.cpu_seconds, 1),
-                                     "size": f"{cfg.size[0]}x{cfg.size[1]}",
-                                     **{k: round(v, 4) for k, v in losses.items()}})
-                    fh.flush()
-                bar.update(self.step, " ".join(f"{k} {v:.3f}" for k, v in sorted(losses.items())))
-                if on_progress:
-                    on_progress(self.step, cfg.steps, losses)
+                if main:
+                    if writer is None:
+                        keys = ["step", "wall_seconds", "cpu_seconds", "size"] + sorted(losses)
+                        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+                        if new_log:
+                            writer.writeheader()
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        writer.writerow({"step": self.step, "wall_seconds": round(self.wall_seconds, 1),
+                                         "cpu_seconds": round(self.cpu_seconds, 1),
+                                         "size": f"{cfg.size[0]}x{cfg.size[1]}",
+                                         **{k: round(v, 4) for k, v in losses.items()}})
+                        fh.flush()
+                    bar.update(self.step, " ".join(f"{k} {v:.3f}" for k, v in sorted(losses.items())))
+                    if on_progress:
+                        on_progress(self.step, cfg.steps, losses)
                 if self.step % cfg.save_every == 0:
                     self.save()
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                if main and cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.sample_grid().save(self.run_dir / "samples" / f"step_{self.step:06d}.png")
-        sys.stderr.write("\n")
+        if main:
+            sys.stderr.write("\n")
+        if self.dist.enabled:
+            self.dist.sync_buffers(self.G, self.D, self.E)
+            digests = self.dist.check_same_weights(self.G, self.D, self.E)
+            if main:
+                (self.run_dir / "ranks.json").write_text(json.dumps(
+                    {"step": self.step, "world_size": self.dist.world, "backend": self.dist.backend,
+                     "weights_sha256": digests}, indent=2))
         return self.save()
+
+    def _stop(self, should_stop) -> bool:
+        """Every rank stops together when rank 0 is asked to."""
+        stop = bool(should_stop())
+        if self.dist.enabled:
+            import torch.distributed as dist
+            t = torch.tensor([1.0 if stop else 0.0])
+            dist.broadcast(t, 0)
+            stop = bool(t.item())
+        return stop

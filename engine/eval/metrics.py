@@ -1,23 +1,19 @@
-"""Segmenter-free evaluation of a generator on a labelled split (until the segmenter of the eval
-protocol exists): how well each class's colour matches the real photos, how close the images are,
-and whether the output has texture, each compared with a trivial baseline measured in the same run.
+"""Colour and texture figures reported beside the segmentation protocol (:mod:`.protocol`): how well
+each class's colour matches the real photos, how close the images are, and whether the output has
+texture.
 
 - ``class_delta_e``: per class, the CIE76 distance (Lab) between the mean colour of its generated
   pixels and of its real pixels, over the split; reported per class and pixel-weighted overall.
 - ``psnr``: PSNR against the real photo (a weak measure for GANs; reported for completeness).
 - ``texture_ratio``: mean gradient magnitude of the output / of the real photos (1.0 = as detailed as
   real photos; the flat baseline is near 0).
-- Baseline ``class_mean``: every pixel painted with its class's mean colour from the *training* split.
 """
 from __future__ import annotations
 
 import math
-import time
 
 import cv2
 import numpy as np
-
-from ..train.datasets import PairedDataset
 
 
 def _lab(img: np.ndarray) -> np.ndarray:
@@ -67,48 +63,3 @@ class _Acc:
         return {"class_delta_e": round(tot / max(w, 1), 3), "class_delta_e_per_class": per,
                 "psnr": round(float(np.mean(self.psnr)), 3),
                 "texture_ratio": round(float(np.mean(self.grad)) / max(real_grad, 1e-9), 3)}
-
-
-def class_mean_palette(train: PairedDataset, n: int) -> np.ndarray:
-    s, c = np.zeros((n, 3)), np.zeros(n)
-    for smp in train.samples:
-        flat = smp.labels.reshape(-1)
-        for k in range(3):
-            s[:, k] += np.bincount(flat, smp.image[..., k].reshape(-1).astype(np.float64), n)
-        c += np.bincount(flat, minlength=n)
-    return np.clip(s / np.maximum(c, 1)[:, None], 0, 255).astype(np.uint8)
-
-
-def evaluate(model, data_root, split: str = "val", limit: int | None = None, size=None, progress=None,
-             baseline_split: str = "train") -> dict:
-    """Evaluate ``model`` (a :class:`engine.registry.LoadedModel`) on ``split`` of ``data_root``."""
-    from ..registry import generate
-
-    ls = model.labelset
-    size = tuple(size or model.resolution)
-    val = PairedDataset(data_root, ls, split, limit=limit, log=lambda m: None)
-    try:
-        train = PairedDataset(data_root, ls, baseline_split, log=lambda m: None)
-        palette = class_mean_palette(train, ls.num_indices)
-    except ValueError:
-        palette = None
-    acc, base = _Acc(ls.num_indices), _Acc(ls.num_indices)
-    real_grads = []
-    t0 = time.perf_counter()
-    for i in range(len(val)):
-        img, lab = val.get(i, size)
-        gen = generate(model, lab, seed=i, size_wh=size)
-        acc.add(gen, img, lab)
-        real_grads.append(_grad(img))
-        if palette is not None:
-            base.add(palette[lab], img, lab)
-        if progress:
-            progress(i + 1, len(val))
-    secs = time.perf_counter() - t0
-    skip = {ls.void_index} if ls.void_index is not None else set()
-    rg = float(np.mean(real_grads))
-    out = {"split": split, "images": len(val), "size": list(size), "seconds": round(secs, 1),
-           "model": acc.summary(ls.names(), rg, skip)}
-    if palette is not None:
-        out["baseline_class_mean"] = base.summary(ls.names(), rg, skip)
-    return out

@@ -113,3 +113,21 @@ def semantics_tensor(labels, n_channels: int, instance=None):
     if inst.dim() == 2:
         inst = inst[None, None]
     return torch.cat([onehot, boundary_map_torch(inst.to(lab.device).long())], dim=1)
+
+
+def pseudo_instances(labels: np.ndarray, thing_indices) -> np.ndarray:
+    """An instance map for a label map that has none, in the Cityscapes convention: every connected
+    component (8-connected) of a *thing* class ``c`` gets ``c * 1000 + k`` (k = 0, 1, ...); stuff
+    pixels keep their class index. Separate cars become separate instances, so each gets its own
+    instance features and its own boundary."""
+    import cv2
+
+    labels = np.asarray(labels)
+    out = labels.astype(np.int32).copy()
+    for c in thing_indices:
+        mask = (labels == c).astype(np.uint8)
+        if not mask.any():
+            continue
+        n, comp = cv2.connectedComponents(mask, connectivity=8)
+        out[mask > 0] = c * 1000 + comp[mask > 0] - 1
+    return out

@@ -38,9 +38,11 @@ class ConvBNReLU(nn.Sequential):
 
 
 class StreetSegmenter(nn.Module):
-    def __init__(self, cfg: SegmenterConfig, pretrained: bool = True):
+    def __init__(self, cfg: SegmenterConfig, pretrained: bool = True, labelset: str = "camvid_11",
+                 name: str = "segmenter"):
         super().__init__()
         self.cfg = cfg
+        self.labelset, self.name = labelset, name
         w = cfg.width
         self.backbone = VGG16Features(blocks=5, pretrained=pretrained)
         self.lateral = nn.ModuleList(nn.Conv2d(c, w, 1) for c in TAP_CHANNELS)
@@ -116,10 +118,34 @@ def load_segmenter(spec=None, card: dict | None = None, device=None) -> StreetSe
     card = card or load_card(folder)
     if card.get("family", "segmenter") != "segmenter":
         raise ModelError(f"{folder.name}: a '{card.get('family')}' model, not a segmenter")
-    model = StreetSegmenter(SegmenterConfig(**card["options"]), pretrained=False)
+    model = StreetSegmenter(SegmenterConfig(**card["options"]), pretrained=False,
+                            labelset=card.get("labelset", "camvid_11"), name=folder.name)
     sd = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(folder / "segmenter.safetensors")).items()}
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise ModelError(f"{folder.name}: segmenter weights do not fit its card "
                          f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
     return model.eval().to(device or "cpu")
+
+
+WORK_SIDE = 320     # CamVid training crops saw street scenes at 0.48-0.76 of 480x360
+
+
+def segment_photo(model: StreetSegmenter, photo, work_side: int = WORK_SIDE):
+    """(H, W) int32 label-set indices for an RGB uint8 photo of any size. The photo is labelled at
+    the scale the segmenter was trained at (long side ``work_side``) and the class scores are
+    resized back bilinearly, so label edges follow the scores rather than blocky pixels."""
+    import numpy as np
+
+    h, w = photo.shape[:2]
+    scale = work_side / max(h, w)
+    x = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        if abs(scale - 1.0) > 1e-3:
+            x = F.interpolate(x, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="bilinear",
+                              antialias=scale < 1, align_corners=False)
+        logits = model(x.to(dev))
+        if logits.shape[-2:] != (h, w):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return logits.argmax(1)[0].cpu().numpy().astype(np.int32)

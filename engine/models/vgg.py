@@ -85,6 +85,19 @@ class VGG19Features(nn.Module):
                         return feats
         return feats
 
+    def pool5(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(N, 512) image descriptors: VGG19's pool5 features averaged over space (needs ``last='relu5_1'``,
+        which builds all of block 5). FD-VGG is computed on these."""
+        if self.last_block != 5:
+            raise ValueError("pool5 needs the full network (last='relu5_1')")
+        x = self.preprocess(rgb)
+        for b, n in enumerate(BLOCKS):
+            if b > 0:
+                x = F.max_pool2d(x, 2) if self.pool == "max" else F.avg_pool2d(x, 2)
+            for c in range(n):
+                x = F.relu(self.convs[f"block{b + 1}_conv{c + 1}"](x))
+        return F.max_pool2d(x, 2, ceil_mode=True).mean((2, 3))
+
 
 class VGGLoss(nn.Module):
     """SPADE/pix2pixHD perceptual loss: weighted L1 over relu1_1..relu5_1."""

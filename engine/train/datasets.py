@@ -5,6 +5,10 @@ Layouts understood:
 - generic paired folders: ``images/`` + ``labels/`` (+ optional ``instances/``), or
   ``<split>/images`` + ``<split>/labels``.
 
+Samples without an instance map get pseudo-instances (connected components of the label set's thing
+classes, Cityscapes ids ``class * 1000 + k``), so instance boundaries and per-instance features work on
+every dataset.
+
 Bad samples (unreadable files, size mismatch, ids outside the label set) are reported with the file
 name and either skipped (``on_bad='skip'``) or stop loading with a clear message (``on_bad='stop'``).
 """
@@ -19,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..labels.labelsets import LabelSet, decode_raw
+from ..labels.maps import pseudo_instances
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -33,10 +38,76 @@ class Sample:
     image: np.ndarray          # (H, W, 3) uint8 RGB
     labels: np.ndarray         # (H, W) int32 label-set indices
     instances: np.ndarray | None = None
+    pseudo: bool = False       # instances derived from the labels (no instance map on disk)
+
+
+# layout -> the label set its files use
+LAYOUT_LABELSETS = {"camvid": "camvid_11", "cityscapes": "cityscapes_35", "ade20k": "ade20k_150",
+                    "coco": "coco_stuff_182"}
+ADE_SPLITS = {"train": "training", "val": "validation"}
+
+
+def detect_layout(root: Path | str) -> str:
+    """Which dataset layout ``root`` holds:
+
+    - ``camvid``: ``train/`` + ``trainannot/`` (SegNet tutorial copy);
+    - ``cityscapes``: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` + ``gtFine/<split>/<city>/*_gtFine_labelIds.png``
+      (+ ``*_gtFine_instanceIds.png``);
+    - ``ade20k``: ``images/training/*.jpg`` + ``annotations/training/*.png`` (ADEChallengeData2016);
+    - ``coco``: ``<split>_img/`` + ``<split>_label/`` (+ ``<split>_inst/``), the SPADE/pix2pixHD layout;
+    - ``paired``: ``images/`` + ``labels/`` (+ ``instances/``), at the top or under ``<split>/``.
+    """
+    root = Path(root)
+    if (root / "train").is_dir() and (root / "trainannot").is_dir():
+        return "camvid"
+    if (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
+        return "cityscapes"
+    if (root / "images" / "training").is_dir() and (root / "annotations" / "training").is_dir():
+        return "ade20k"
+    if any((root / f"{sp}_label").is_dir() for sp in ("train", "val", "test")):
+        return "coco"
+    return "paired"
+
+
+def _by_stem(folder: Path, strip: str = "") -> dict[str, Path]:
+    out = {}
+    for p in folder.rglob("*") if folder.is_dir() else []:
+        if p.suffix.lower() in IMAGE_EXTS:
+            stem = p.stem[: -len(strip)] if strip and p.stem.endswith(strip) else p.stem
+            out[stem] = p
+    return out
+
+
+def _match(images: dict[str, Path], labels: dict[str, Path], insts: dict[str, Path], what: str):
+    pairs = [(images[k], labels[k], insts.get(k)) for k in sorted(images) if k in labels]
+    if not pairs:
+        raise DatasetError(f"{what}: no photos and label maps with matching names")
+    return pairs
 
 
 def find_pairs(root: Path, split: str = "train") -> list[tuple[Path, Path, Path | None]]:
+    """(photo, label map, instance map or None) for every sample of ``split``, in any known layout."""
     root = Path(root)
+    layout = detect_layout(root)
+    if layout == "cityscapes":
+        img_dir, gt_dir = root / "leftImg8bit" / split, root / "gtFine" / split
+        if not img_dir.is_dir() or not gt_dir.is_dir():
+            raise DatasetError(f"{root}: Cityscapes layout without leftImg8bit/{split} and gtFine/{split}")
+        return _match(_by_stem(img_dir, "_leftImg8bit"),
+                      {k: v for k, v in _by_stem(gt_dir, "_gtFine_labelIds").items() if v.stem.endswith("labelIds")},
+                      {k: v for k, v in _by_stem(gt_dir, "_gtFine_instanceIds").items()
+                       if v.stem.endswith("instanceIds")}, f"{root} (Cityscapes {split})")
+    if layout == "ade20k":
+        sp = ADE_SPLITS.get(split, split)
+        return _match(_by_stem(root / "images" / sp), _by_stem(root / "annotations" / sp), {},
+                      f"{root} (ADE20K {sp})")
+    if layout == "coco":
+        if not (root / f"{split}_label").is_dir():
+            raise DatasetError(f"{root}: no {split}_label/ folder")
+        if not (root / f"{split}_img").is_dir():
+            raise DatasetError(f"{root}: {split}_label/ has no {split}_img/ photos beside it")
+        return _match(_by_stem(root / f"{split}_img"), _by_stem(root / f"{split}_label"),
+                      _by_stem(root / f"{split}_inst"), f"{root} ({split})")
     cands = [
         (root / split, root / f"{split}annot", None),                       # CamVid
         (root / split / "images", root / split / "labels", root / split / "instances"),
@@ -44,24 +115,11 @@ def find_pairs(root: Path, split: str = "train") -> list[tuple[Path, Path, Path 
     ]
     for img_dir, lab_dir, inst_dir in cands:
         if img_dir.is_dir() and lab_dir.is_dir():
-            labs = {p.stem: p for p in lab_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS}
-            pairs = []
-            for p in sorted(img_dir.iterdir()):
-                if p.suffix.lower() not in IMAGE_EXTS:
-                    continue
-                lab = labs.get(p.stem)
-                if lab is None:
-                    continue
-                inst = None
-                if inst_dir is not None and inst_dir.is_dir():
-                    for ext in (".png", ".tif"):
-                        if (inst_dir / (p.stem + ext)).exists():
-                            inst = inst_dir / (p.stem + ext)
-                pairs.append((p, lab, inst))
-            if not pairs:
-                raise DatasetError(f"{img_dir} and {lab_dir} have no files with matching names")
-            return pairs
-    raise DatasetError(f"{root}: no '{split}/'+'{split}annot/' (CamVid) or 'images/'+'labels/' folders found")
+            return _match(_by_stem(img_dir), _by_stem(lab_dir), _by_stem(inst_dir) if inst_dir else {},
+                          f"{img_dir} and {lab_dir}")
+    raise DatasetError(f"{root}: no known dataset layout for split '{split}' (CamVid {split}/ + {split}annot/, "
+                       f"Cityscapes leftImg8bit/ + gtFine/, ADE20K images/ + annotations/, {split}_img/ + "
+                       f"{split}_label/, or images/ + labels/)")
 
 
 def load_sample(img_p: Path, lab_p: Path, inst_p: Path | None, ls: LabelSet) -> Sample:
@@ -89,7 +147,10 @@ def load_sample(img_p: Path, lab_p: Path, inst_p: Path | None, ls: LabelSet) -> 
             raise DatasetError(f"{inst_p.name}: unreadable instance map ({e})") from None
         if inst.shape != labels.shape:
             raise DatasetError(f"{inst_p.name}: instance map size differs from the label map")
-    return Sample(img_p.stem, image, labels.astype(np.int32), inst)
+    labels = labels.astype(np.int32)
+    if inst is None:
+        return Sample(img_p.stem, image, labels, pseudo_instances(labels, ls.thing_indices()), pseudo=True)
+    return Sample(img_p.stem, image, labels, inst)
 
 
 class PairedDataset:
@@ -125,6 +186,11 @@ class PairedDataset:
         Augmentation (when ``rng`` is given): resize so the target fits times a random scale, random
         crop, random horizontal flip. Labels always use nearest-neighbour.
         """
+        return self.get_with_instances(i, size_wh, rng, scale_range, flip)[:2]
+
+    def get_with_instances(self, i: int, size_wh: tuple[int, int], rng: np.random.Generator | None = None,
+                           scale_range: tuple[float, float] = (1.0, 1.0), flip: bool = True):
+        """As :meth:`get`, plus the instance map (int64 HxW) under the same resize, crop and flip."""
         s = self.samples[i]
         w, h = size_wh
         H, W = s.labels.shape
@@ -133,11 +199,12 @@ class PairedDataset:
         rw, rh = max(w, int(round(W * base))), max(h, int(round(H * base)))
         img = cv2.resize(s.image, (rw, rh), interpolation=cv2.INTER_AREA if base < 1 else cv2.INTER_LINEAR)
         lab = cv2.resize(s.labels.astype(np.uint16), (rw, rh), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+        inst = cv2.resize(s.instances.astype(np.int32), (rw, rh), interpolation=cv2.INTER_NEAREST).astype(np.int64)
         if rng is None:
             x0, y0 = (rw - w) // 2, (rh - h) // 2
         else:
             x0, y0 = int(rng.integers(0, rw - w + 1)), int(rng.integers(0, rh - h + 1))
-        img, lab = img[y0:y0 + h, x0:x0 + w], lab[y0:y0 + h, x0:x0 + w]
+        img, lab, inst = (a[y0:y0 + h, x0:x0 + w] for a in (img, lab, inst))
         if rng is not None and flip and rng.random() < 0.5:
-            img, lab = img[:, ::-1], lab[:, ::-1]
-        return np.ascontiguousarray(img), np.ascontiguousarray(lab)
+            img, lab, inst = img[:, ::-1], lab[:, ::-1], inst[:, ::-1]
+        return np.ascontiguousarray(img), np.ascontiguousarray(lab), np.ascontiguousarray(inst)

@@ -14,38 +14,66 @@ DATA_LICENCES = {
 }
 
 
-def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str | None = None,
-               extra: dict | None = None) -> dict:
+LOSSES = {"spade": "hinge GAN + feature matching (10) + VGG19 (10)",
+          "pix2pixhd": "LSGAN + feature matching (10) + VGG19 (10); instance-feature encoder trained through G"}
+
+
+def _save(sd: dict, path: Path, meta: dict) -> Path:
     from safetensors.torch import save_file
 
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().clone() for k, v in sd.items()}, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str | None = None,
+               extra: dict | None = None, clusters: int = 10) -> dict:
+    """Model folder from a run: generator (+ encoder) safetensors and a card. pix2pixHD runs with
+    instance features also get their k-means feature clusters (``clusters`` per class) fitted on the
+    training split."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     st = torch.load(run_dir / CKPT, map_location="cpu", weights_only=True)
     tc, mc = st["train_config"], st["model_config"]
-    sd = {k: v.detach().contiguous().clone() for k, v in st["G"].items()}
+    family = st.get("family", "spade")
     out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / "generator.safetensors"
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(sd, str(tmp), metadata={"family": "spade", "name": name})
-    tmp.replace(weights)
-    info = inspect_state_dict(sd, name)
-    info["options"] = {**info["options"], **{k: mc[k] for k in ("num_upsampling_layers", "latent_hw", "ndf",
-                                                                "n_layers_D", "num_D")}}
+    files = {"generator": _save(st["G"], out_dir / "generator.safetensors", {"family": family, "name": name})}
+    info = inspect_state_dict(st["G"], name)
+    if family == "spade":
+        info["options"] = {**info["options"], **{k: mc[k] for k in ("num_upsampling_layers", "latent_hw", "ndf",
+                                                                    "n_layers_D", "num_D")}}
+        info["instance_edge"] = bool(tc.get("use_instance"))
+        info["capabilities"]["instances"] = info["instance_edge"]
+    else:
+        info["options"] = dict(mc)
+        info["instance_edge"] = True
+        info.pop("warnings", None)
+        info.pop("official_options", None)
+        info["capabilities"].update(instances=True, per_instance_style=bool(mc.get("feat_num")),
+                                    multimodal=bool(mc.get("feat_num")))
+        if mc.get("feat_num") and "E" in st:
+            files["encoder"] = _save(st["E"], out_dir / "encoder.safetensors", {"family": family + "_encoder"})
     info["labelset"] = tc["labelset"]
-    info["instance_edge"] = bool(tc.get("use_instance"))
     info["resolution"] = list(tc["size"])
-    info["capabilities"]["instances"] = info["instance_edge"]
     training = {
         "data": str(Path(tc["data"]).name), "split": tc["split"],
         "data_licence": DATA_LICENCES.get(tc["labelset"], "see the dataset's own licence"),
         "steps": st["step"], "batch": tc["batch"], "final_size": list(tc["size"]),
         "cpu_seconds": round(st["cpu_seconds"], 1), "wall_seconds": round(st["wall_seconds"], 1),
         "cpu_hours": round(st["cpu_seconds"] / 3600, 3), "wall_hours": round(st["wall_seconds"] / 3600, 3),
-        "device": st.get("device", "cpu"), "losses": "hinge GAN + feature matching (10) + VGG19 (10)",
+        "device": st.get("device", "cpu"), "losses": LOSSES.get(family, ""),
+        "instances": "pseudo-instances (connected components of thing classes) where the data has no instance maps",
         "config": tc,
     }
-    card = make_card(name, info, {"generator": weights}, title=title or name, training=training,
+    card = make_card(name, info, files, title=title or name, training=training,
                      licence={"weights": "Trained by Semantic Studio; inherits the training data's terms.",
                               "data": training["data_licence"]},
                      eval=(extra or {}).pop("eval", {}), **(extra or {}))
     write_card(out_dir, card)
+    if family == "pix2pixhd" and "encoder" in files and clusters:
+        from ..clusters import cluster_model
+
+        cluster_model(out_dir, tc["data"], tc["split"], n_clusters=clusters, limit=tc.get("limit"))
+        from ..cards import load_card
+        card = load_card(out_dir)
     return card

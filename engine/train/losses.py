@@ -1,4 +1,4 @@
-"""GAN losses shared by every family (hinge, feature matching, KL)."""
+"""GAN losses shared by every family (hinge, least squares, feature matching, KL)."""
 from __future__ import annotations
 
 import torch
@@ -33,3 +33,14 @@ def feature_matching_loss(pred_fake, pred_real) -> torch.Tensor:
 
 def kld_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def ls_d_loss(pred_real, pred_fake) -> torch.Tensor:
+    """LSGAN discriminator loss (pix2pixHD: targets 1 real / 0 fake, halved), summed over scales."""
+    real, fake = _last(pred_real), _last(pred_fake)
+    return 0.5 * sum(F.mse_loss(r, torch.ones_like(r)) + F.mse_loss(f, torch.zeros_like(f))
+                     for r, f in zip(real, fake))
+
+
+def ls_g_loss(pred_fake) -> torch.Tensor:
+    return sum(F.mse_loss(f, torch.ones_like(f)) for f in _last(pred_fake))

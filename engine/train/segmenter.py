@@ -108,7 +108,8 @@ class SegmenterTrainer:
         torch.manual_seed(cfg.seed)
         self.ls = get_labelset(cfg.labelset)
         n = self.ls.num_indices - (1 if self.ls.void_index is not None else 0)
-        self.model = StreetSegmenter(SegmenterConfig(num_classes=n, width=cfg.width), pretrained=pretrained)
+        self.model = StreetSegmenter(SegmenterConfig(num_classes=n, width=cfg.width), pretrained=pretrained,
+                                     labelset=cfg.labelset)
         back, dec = self.model.trainable_parameters()
         self.opt = torch.optim.AdamW([{"params": back, "lr": cfg.lr_backbone}, {"params": dec, "lr": cfg.lr}],
                                      weight_decay=cfg.weight_decay)

@@ -1,4 +1,6 @@
-"""SPADE trainer: hinge GAN + discriminator feature matching + VGG19 perceptual loss.
+"""GAN trainers: SPADE (hinge GAN, optional VAE) and pix2pixHD (LSGAN, instance edges, the
+instance-feature encoder trained jointly), both with discriminator feature matching and the VGG19
+perceptual loss from :mod:`.losses` / :mod:`..models.vgg`.
 
 Runs are resumable (``RUN_DIR/checkpoint.pt``, written atomically every ``save_every`` steps), seeded
 (the batch of step ``k`` depends only on ``seed`` and ``k``, so a resumed run draws the same data),
@@ -23,11 +25,12 @@ from PIL import Image
 from ..devices import pick_device
 from ..labels.labelsets import get_labelset
 from ..labels.maps import semantics_tensor
+from ..models.pix2pixhd import Encoder, GlobalGenerator, Pix2PixHDConfig
 from ..models.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator, SpadeConfig, reparameterize
 from ..models.vgg import VGGLoss
 from .datasets import PairedDataset
 from .distributed import Distributed, StepSampler
-from .losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, kld_loss
+from .losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, kld_loss, ls_d_loss, ls_g_loss
 
 CKPT = "checkpoint.pt"
 
@@ -56,11 +59,20 @@ class TrainConfig:
     use_vae: bool = False
     z_dim: int = 256
     use_instance: bool = False
+    # pix2pixHD (GlobalGenerator + instance-feature encoder)
+    n_downsample_global: int = 4
+    n_blocks_global: int = 9
+    feat_num: int = 3                        # instance feature channels (0: no feature encoder)
+    nef: int = 16
+    n_downsample_E: int = 4
+    # discriminator
     ndf: int = 64
     n_layers_D: int = 4
     num_D: int = 2
+    norm_D: str | None = None                # None: the family's (spectralinstance / instance)
     # optimisation
     lr: float = 2e-4
+    lr_decay_from: float = 1.0               # fraction of the steps after which lr falls linearly to 0
     ttur: bool = True
     beta1: float = 0.5
     beta2: float = 0.999
@@ -135,8 +147,16 @@ class Progress:
         return line
 
 
-class SpadeTrainer:
-    """``dist``: the run's :class:`Distributed` group (DDP when enabled; rank 0 logs and saves)."""
+class GANTrainer:
+    """What every family's trainer shares: data, DDP, optimisers, checkpoints, logs, the loop.
+
+    ``dist``: the run's :class:`Distributed` group (DDP when enabled; rank 0 logs and saves).
+    Subclasses build ``G``, ``D`` and optionally ``E`` and implement :meth:`train_step` and :meth:`fake`.
+    """
+
+    family = ""
+    title = ""
+    default_norm_D = "spectralinstance"
 
     def __init__(self, cfg: TrainConfig, run_dir: Path | str, log=None, dist: Distributed | None = None):
         self.cfg = cfg
@@ -148,15 +168,8 @@ class SpadeTrainer:
             torch.set_num_threads(cfg.threads)
         self.device = self.dist.device(cfg.device) if self.dist.enabled else pick_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        self.mcfg = spade_config_from(cfg, self.ls)
-        f = 2 ** self.mcfg.n_up
-        if cfg.size[0] % f or cfg.size[1] % f:
-            raise ValueError(f"training size {cfg.size[0]}x{cfg.size[1]} must be a multiple of {f} "
-                             f"for '{cfg.num_upsampling_layers}' upsampling")
-        self.G = SPADEGenerator(self.mcfg).to(self.device)
-        d_in = self.mcfg.semantic_nc + 3
-        self.D = MultiscaleDiscriminator(d_in, cfg.ndf, cfg.n_layers_D, cfg.num_D).to(self.device)
-        self.E = ConvEncoder(self.mcfg).to(self.device) if cfg.use_vae else None
+        self.E = None
+        self.build()
         # the modules that train (DDP wrappers when distributed); self.G/D/E stay the plain modules
         self.G_t, self.D_t, self.E_t = (self.dist.wrap(m) for m in (self.G, self.D, self.E))
         self.G, self.D, self.E = (getattr(m, "module", m) for m in (self.G_t, self.D_t, self.E_t))
@@ -164,6 +177,7 @@ class SpadeTrainer:
             b1, b2, lr_g, lr_d = 0.0, 0.9, cfg.lr / 2, cfg.lr * 2
         else:
             b1, b2, lr_g, lr_d = cfg.beta1, cfg.beta2, cfg.lr, cfg.lr
+        self.base_lrs = (lr_g, lr_d)
         g_params = list(self.G.parameters()) + (list(self.E.parameters()) if self.E else [])
         self.opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=(b1, b2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=(b1, b2))
@@ -173,9 +187,22 @@ class SpadeTrainer:
         self.wall_seconds = 0.0
         self.data: PairedDataset | None = None
 
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def discriminator(self, d_in: int):
+        cfg = self.cfg
+        return MultiscaleDiscriminator(d_in, cfg.ndf, cfg.n_layers_D, cfg.num_D,
+                                       cfg.norm_D or self.default_norm_D).to(self.device)
+
+    def check_size(self, f: int, why: str) -> None:
+        w, h = self.cfg.size
+        if w % f or h % f:
+            raise ValueError(f"training size {w}x{h} must be a multiple of {f} {why}")
+
     # ---- state -------------------------------------------------------------------------------
     def state(self) -> dict:
-        st = {"format": "semstudio-train-checkpoint", "version": 1, "family": "spade",
+        st = {"format": "semstudio-train-checkpoint", "version": 1, "family": self.family,
               "train_config": self.cfg.to_dict(), "model_config": self.mcfg.to_dict(),
               "step": self.step, "cpu_seconds": self.cpu_seconds, "wall_seconds": self.wall_seconds,
               "device": str(self.device),
@@ -208,7 +235,8 @@ class SpadeTrainer:
 
     @classmethod
     def resume(cls, run_dir: Path | str, overrides: dict | None = None, log=None,
-               dist: Distributed | None = None) -> "SpadeTrainer":
+               dist: Distributed | None = None) -> "GANTrainer":
+        """Continue the run in ``run_dir`` with the trainer of its family."""
         run_dir = Path(run_dir)
         p = run_dir / CKPT
         if not p.exists():
@@ -221,7 +249,10 @@ class SpadeTrainer:
             if k not in RESUMABLE_OVERRIDES and d.get(k) != v:
                 raise ValueError(f"option '{k}' cannot change when resuming (it defines the networks or data)")
             d[k] = list(v) if isinstance(v, tuple) else v
-        tr = cls(TrainConfig.from_dict(d), run_dir, log=log, dist=dist)
+        family = st.get("family", "spade")
+        if family not in TRAINERS:
+            raise ValueError(f"{p}: a '{family}' run; this version trains {', '.join(TRAINERS)}")
+        tr = TRAINERS[family](TrainConfig.from_dict(d), run_dir, log=log, dist=dist)
         tr.load_state(st)
         return tr
 
@@ -233,39 +264,52 @@ class SpadeTrainer:
         return self.data
 
     def batch_for(self, step: int):
-        """The batch of ``step``: depends only on (seed, step), so resumed runs see the same data."""
+        """(seg, real, inst) of ``step``: depends only on (seed, step), so resumed runs see the same data."""
         data = self.load_data()
         sampler = StepSampler(len(data), self.cfg.batch, self.cfg.seed, self.dist.rank, self.dist.world)
         idx, rng = sampler.indices(step)
-        imgs, labs = zip(*(data.get(i, self.cfg.size, rng, self.cfg.scale_aug, self.cfg.flip) for i in idx))
-        return self.to_tensors(np.stack(imgs), np.stack(labs))
+        imgs, labs, insts = zip(*(data.get_with_instances(i, self.cfg.size, rng, self.cfg.scale_aug, self.cfg.flip)
+                                  for i in idx))
+        return self.to_tensors(np.stack(imgs), np.stack(labs), np.stack(insts))
 
-    def to_tensors(self, imgs: np.ndarray, labs: np.ndarray):
+    uses_instances = False
+
+    def to_tensors(self, imgs: np.ndarray, labs: np.ndarray, insts: np.ndarray):
         real = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         lab = torch.from_numpy(labs.astype(np.int64))[:, None]
-        inst = lab if self.cfg.use_instance else None
-        seg = semantics_tensor(lab, self.ls.one_hot_channels, inst)
-        return seg.to(self.device), real.to(self.device)
+        inst = torch.from_numpy(insts.astype(np.int64))[:, None]
+        seg = semantics_tensor(lab, self.ls.one_hot_channels, inst if self.uses_instances else None)
+        return seg.to(self.device), real.to(self.device), inst.to(self.device)
 
     # ---- one iteration -----------------------------------------------------------------------
-    def train_step(self, seg: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    def set_lr(self) -> None:
+        """Linear decay to 0 over the steps after ``lr_decay_from`` (pix2pixHD's niter_decay)."""
+        start = self.cfg.lr_decay_from * self.cfg.steps
+        if self.step < start:
+            f = 1.0
+        else:
+            f = max(0.0, 1.0 - (self.step - start) / max(self.cfg.steps - start, 1))
+        for opt, base in zip((self.opt_g, self.opt_d), self.base_lrs):
+            for g in opt.param_groups:
+                g["lr"] = base * f
+
+    def d_pass(self, D, seg, fake, real):
+        """Discriminator predictions on (seg, fake) and (seg, real), one batched call."""
+        pred = D(torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)], 0))
+        n = seg.shape[0]
+        return [[t[:n] for t in scale] for scale in pred], [[t[n:] for t in scale] for scale in pred]
+
+    def optimise(self, losses: dict, seg, fake, real, g_adv, d_adv) -> dict[str, float]:
+        """The shared G step (adversarial + feature matching + VGG) then D step.
+
+        ``g_adv(pred_fake)`` and ``d_adv(pred_real, pred_fake)`` are the family's GAN losses.
+        """
         cfg = self.cfg
-        self.G.train()
-        losses: dict[str, torch.Tensor] = {}
-        z = None
-        if self.E is not None:
-            mu, logvar = self.E_t(real)
-            z = reparameterize(mu, logvar)
-            losses["KLD"] = kld_loss(mu, logvar) * cfg.lambda_kld
-        fake = self.G_t(seg, z)
-        # generator step (D weights frozen: no weight gradients computed; the plain D, so DDP
-        # expects no gradients from it in this backward pass)
+        # generator step (D weights frozen: no weight gradients; the plain D, so DDP expects none)
         for p in self.D.parameters():
             p.requires_grad_(False)
-        pred = self.D(torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)], 0))
-        pred_fake = [[t[: seg.shape[0]] for t in scale] for scale in pred]
-        pred_real = [[t[seg.shape[0]:] for t in scale] for scale in pred]
-        losses["GAN"] = hinge_g_loss(pred_fake)
+        pred_fake, pred_real = self.d_pass(self.D, seg, fake, real)
+        losses["GAN"] = g_adv(pred_fake)
         if cfg.lambda_feat > 0:
             losses["GAN_Feat"] = feature_matching_loss(pred_fake, pred_real) * cfg.lambda_feat
         if self.vgg is not None:
@@ -277,11 +321,8 @@ class SpadeTrainer:
         for p in self.D.parameters():
             p.requires_grad_(True)
         # discriminator step
-        fake_d = fake.detach()
-        pred = self.D_t(torch.cat([torch.cat([seg, fake_d], 1), torch.cat([seg, real], 1)], 0))
-        pred_fake = [[t[: seg.shape[0]] for t in scale] for scale in pred]
-        pred_real = [[t[seg.shape[0]:] for t in scale] for scale in pred]
-        d_loss = hinge_d_loss(pred_real, pred_fake)
+        pred_fake, pred_real = self.d_pass(self.D_t, seg, fake.detach(), real)
+        d_loss = d_adv(pred_real, pred_fake)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
@@ -294,19 +335,27 @@ class SpadeTrainer:
                                          "or resume from the last checkpoint")
         return out
 
+    def train_step(self, seg: torch.Tensor, real: torch.Tensor, inst: torch.Tensor) -> dict[str, float]:
+        raise NotImplementedError
+
+    def fake(self, seg, real, inst) -> torch.Tensor:
+        """The generator's output for a batch, in eval mode (for sample grids)."""
+        raise NotImplementedError
+
     # ---- samples -----------------------------------------------------------------------------
     def sample_grid(self, n: int = 4) -> Image.Image:
         data = self.load_data()
         idx = np.linspace(0, len(data) - 1, min(n, len(data))).astype(int)
-        imgs, labs = zip(*(data.get(int(i), self.cfg.size) for i in idx))
-        seg, real = self.to_tensors(np.stack(imgs), np.stack(labs))
-        self.G.eval()
+        imgs, labs, insts = zip(*(data.get_with_instances(int(i), self.cfg.size) for i in idx))
+        seg, real, inst = self.to_tensors(np.stack(imgs), np.stack(labs), np.stack(insts))
+        for m in (self.G, self.E):
+            if m is not None:
+                m.eval()
         with torch.no_grad():
-            z = None
-            if self.E is not None:
-                z = reparameterize(*self.E(real))
-            fake = self.G(seg, z)
-        self.G.train()
+            fake = self.fake(seg, real, inst)
+        for m in (self.G, self.E):
+            if m is not None:
+                m.train()
         pal = self.ls.palette()
         rows = []
         for k in range(len(idx)):
@@ -323,7 +372,7 @@ class SpadeTrainer:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         data = self.load_data()
         where = f"{self.dist.world} processes ({self.dist.backend})" if self.dist.enabled else str(self.device)
-        self.log(f"training SPADE on {len(data)} samples ({len(data.skipped)} skipped) at "
+        self.log(f"training {self.title} on {len(data)} samples ({len(data.skipped)} skipped) at "
                  f"{cfg.size[0]}x{cfg.size[1]}, batch {cfg.batch}, on {where}; "
                  f"step {self.step} -> {cfg.steps}")
         log_p = self.run_dir / "log.csv"
@@ -335,8 +384,9 @@ class SpadeTrainer:
             while self.step < cfg.steps and not self._stop(should_stop):
                 t_wall, t_cpu = time.perf_counter(), time.process_time()
                 torch.manual_seed(cfg.seed * 1_000_003 + self.step + seed_offset)
-                seg, real = self.batch_for(self.step)
-                losses = self.train_step(seg, real)
+                if cfg.lr_decay_from < 1.0:
+                    self.set_lr()
+                losses = self.train_step(*self.batch_for(self.step))
                 self.step += 1
                 self.wall_seconds += time.perf_counter() - t_wall
                 self.cpu_seconds += time.process_time() - t_cpu
@@ -379,3 +429,80 @@ class SpadeTrainer:
             dist.broadcast(t, 0)
             stop = bool(t.item())
         return stop
+
+
+class SpadeTrainer(GANTrainer):
+    """SPADE: hinge GAN, TTUR, optional VAE style encoder (KL term)."""
+
+    family, title = "spade", "SPADE"
+
+    @property
+    def uses_instances(self) -> bool:
+        return self.cfg.use_instance
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.mcfg = spade_config_from(cfg, self.ls)
+        self.check_size(2 ** self.mcfg.n_up, f"for '{cfg.num_upsampling_layers}' upsampling")
+        self.G = SPADEGenerator(self.mcfg).to(self.device)
+        self.D = self.discriminator(self.mcfg.semantic_nc + 3)
+        self.E = ConvEncoder(self.mcfg).to(self.device) if cfg.use_vae else None
+
+    def train_step(self, seg: torch.Tensor, real: torch.Tensor, inst: torch.Tensor | None = None) -> dict[str, float]:
+        self.G.train()
+        losses: dict[str, torch.Tensor] = {}
+        z = None
+        if self.E is not None:
+            mu, logvar = self.E_t(real)
+            z = reparameterize(mu, logvar)
+            losses["KLD"] = kld_loss(mu, logvar) * self.cfg.lambda_kld
+        fake = self.G_t(seg, z)
+        return self.optimise(losses, seg, fake, real, hinge_g_loss, hinge_d_loss)
+
+    def fake(self, seg, real, inst) -> torch.Tensor:
+        z = reparameterize(*self.E(real)) if self.E is not None else None
+        return self.G(seg, z)
+
+
+class Pix2PixHDTrainer(GANTrainer):
+    """pix2pixHD (global generator): LSGAN, multi-scale instance-norm discriminators, feature matching,
+    VGG loss, instance-boundary input, and the instance-feature encoder trained through the generator
+    (its per-instance mean features are part of G's input; k-means clusters are fitted after training)."""
+
+    family, title = "pix2pixhd", "pix2pixHD"
+    default_norm_D = "instance"
+    uses_instances = True
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.check_size(2 ** cfg.n_downsample_global, f"for {cfg.n_downsample_global} downsamplings")
+        self.mcfg = Pix2PixHDConfig(input_nc=self.ls.one_hot_channels + 1 + cfg.feat_num, ngf=cfg.ngf,
+                                    netG="global", n_downsample_global=cfg.n_downsample_global,
+                                    n_blocks_global=cfg.n_blocks_global, feat_num=cfg.feat_num)
+        self.G = GlobalGenerator(self.mcfg).to(self.device)
+        self.D = self.discriminator(self.ls.one_hot_channels + 1 + 3)
+        if cfg.feat_num:
+            self.check_size(2 ** cfg.n_downsample_E, f"for the feature encoder's {cfg.n_downsample_E} downsamplings")
+            self.E = Encoder(3, cfg.feat_num, cfg.nef, cfg.n_downsample_E).to(self.device)
+
+    def g_input(self, E, seg, real, inst):
+        if E is None:
+            return seg
+        return torch.cat([seg, E(real, inst)], 1)
+
+    def train_step(self, seg: torch.Tensor, real: torch.Tensor, inst: torch.Tensor) -> dict[str, float]:
+        self.G.train()
+        fake = self.G_t(self.g_input(self.E_t, seg, real, inst))
+        return self.optimise({}, seg, fake, real, ls_g_loss, ls_d_loss)
+
+    def fake(self, seg, real, inst) -> torch.Tensor:
+        return self.G(self.g_input(self.E, seg, real, inst))
+
+
+TRAINERS = {"spade": SpadeTrainer, "pix2pixhd": Pix2PixHDTrainer}
+
+
+def make_trainer(cfg: TrainConfig, run_dir: Path | str, log=None, dist: Distributed | None = None) -> GANTrainer:
+    if cfg.family not in TRAINERS:
+        raise ValueError(f"unknown family '{cfg.family}'; this version trains {', '.join(TRAINERS)}")
+    return TRAINERS[cfg.family](cfg, run_dir, log=log, dist=dist)

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--write-card", action="store_true", help="store each model's figures in its card's eval")
 
     t = sub.add_parser("train", help="train a model family on a dataset folder")
-    t.add_argument("family", choices=["spade", "pix2pixhd"])
+    t.add_argument("family", choices=["spade", "pix2pixhd", "groupdnet"])
     t.add_argument("--data", help="dataset folder (CamVid layout or images/ + labels/)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, logs, samples)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")

@@ -285,3 +285,65 @@ def mix_codes(base: torch.Tensor, other: torch.Tensor, t: float) -> torch.Tensor
     if float(so) < 1e-6:
         return (1 - t) * base + t * other
     return (torch.sin((1 - t) * omega) / so) * base + (torch.sin(t * omega) / so) * other
+
+
+# ----------------------------------------------------------------------------------------------
+# New models (training): a DeepFashion-style group schedule for any class count, and the encoder
+# ----------------------------------------------------------------------------------------------
+
+def make_config(num_classes: int, ngf: int = 24, nhidden: int = 96, num_upsampling_layers: str = "normal",
+                latent_hw: tuple[int, int] = (6, 8), norm: str = "batch") -> GroupDNetConfig:
+    """A GroupDNet for ``num_classes`` classes laid out like the official DeepFashion generator: the
+    head and first middle block grouped per class, then the group count halves every two blocks down
+    to one (so early layers keep classes apart and late ones blend them). Widths: 16 ngf at the
+    head, halving from up_0 on. Every width must divide by its group count."""
+    c = num_classes
+    sched = [c, c, max(1, c // 2), max(1, c // 2), max(1, c // 4), max(1, c // 4), 1]
+    names = ["head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3"]
+    widths = [16 * ngf, 16 * ngf, 16 * ngf, 8 * ngf, 4 * ngf, 2 * ngf, ngf]
+    blocks: dict[str, GroupBlockSpec] = {}
+    fin = 16 * ngf
+    for name, g, fout in zip(names, sched, widths):
+        for w in (fin, fout, nhidden):
+            if w % g:
+                raise ValueError(f"GroupDNet {name}: width {w} does not divide into {g} groups; pick ngf and "
+                                 f"nhidden as multiples of {c}")
+        norms = {"norm_0": GroupSpadeSpec(fin, nhidden, g, g), "norm_1": GroupSpadeSpec(min(fin, fout), nhidden, g, g)}
+        if fin != fout:
+            norms["norm_s"] = GroupSpadeSpec(fin, nhidden, g, g)
+        blocks[name] = GroupBlockSpec(fin=fin, fout=fout, groups=g, norms=norms)
+        fin = fout
+    return GroupDNetConfig(variant="deepfashion", num_classes=c, instance_edge=False, ngf=ngf, fc_out=16 * ngf,
+                           fc_groups=c, blocks=blocks, num_upsampling_layers=num_upsampling_layers,
+                           latent_hw=tuple(latent_hw), norm=norm)
+
+
+class GroupEncoder(nn.Module):
+    """GroupDNet's style encoder: the photo split by the class masks (3 channels per class) through
+    grouped stride-2 convolutions (one group per class; spectral norm + instance norm, LeakyReLU),
+    then grouped 3x3 heads giving each class its own 8-channel mean and log-variance on the latent
+    grid. Key names follow the official encoder (``layer{i}.0``, ``fc_mu``, ``fc_var``)."""
+
+    def __init__(self, num_classes: int, ndf: int = 32, n_layers: int = 6):
+        super().__init__()
+        c = num_classes
+        self.num_classes, self.n_layers = c, n_layers
+        widths = [ndf, 2 * ndf, 4 * ndf, 8 * ndf] + [8 * ndf] * max(0, n_layers - 4)
+        cin = 3
+        for i in range(n_layers):
+            conv = nn.Conv2d(cin * c, widths[i] * c, 3, stride=2, padding=1, groups=c, bias=False)
+            self.add_module(f"layer{i + 1}", nn.Sequential(nn.utils.spectral_norm(conv),
+                                                           nn.InstanceNorm2d(widths[i] * c, affine=False)))
+            cin = widths[i]
+        self.fc_mu = nn.Conv2d(cin * c, Z_PER_CLASS * c, 3, padding=1, groups=c)
+        self.fc_var = nn.Conv2d(cin * c, Z_PER_CLASS * c, 3, padding=1, groups=c)
+
+    def forward(self, image: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image`` (B, 3, H, W) in [-1, 1], ``masks`` (B, C, H, W) one-hot -> (mu, logvar), each
+        (B, C*8, H/2^n, W/2^n)."""
+        b, c, h, w = masks.shape
+        x = (image[:, None] * masks[:, :, None]).reshape(b, 3 * c, h, w)
+        for i in range(self.n_layers):
+            x = getattr(self, f"layer{i + 1}")(x if i == 0 else F.leaky_relu(x, 0.2))
+        x = F.leaky_relu(x, 0.2)
+        return self.fc_mu(x), self.fc_var(x)

@@ -15,7 +15,8 @@ DATA_LICENCES = {
 
 
 LOSSES = {"spade": "hinge GAN + feature matching (10) + VGG19 (10)",
-          "pix2pixhd": "LSGAN + feature matching (10) + VGG19 (10); instance-feature encoder trained through G"}
+          "pix2pixhd": "LSGAN + feature matching (10) + VGG19 (10); instance-feature encoder trained through G",
+          "groupdnet": "hinge GAN (TTUR) + feature matching (10) + VGG19 (10) + KL (0.05) of the group encoder"}
 
 
 def _save(sd: dict, path: Path, meta: dict) -> Path:
@@ -44,6 +45,14 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
                                                                     "n_layers_D", "num_D")}}
         info["instance_edge"] = bool(tc.get("use_instance"))
         info["capabilities"]["instances"] = info["instance_edge"]
+    elif family == "groupdnet":
+        info["options"] = dict(mc)
+        info["instance_edge"] = False
+        info.pop("warnings", None)
+        info.pop("official_options", None)
+        info["capabilities"].update(per_class_style=True, multimodal=True)
+        if "E" in st:
+            files["encoder"] = _save(st["E"], out_dir / "encoder.safetensors", {"family": "groupdnet_encoder"})
     else:
         info["options"] = dict(mc)
         info["instance_edge"] = True

@@ -499,7 +499,39 @@ class Pix2PixHDTrainer(GANTrainer):
         return self.G(self.g_input(self.E, seg, real, inst))
 
 
-TRAINERS = {"spade": SpadeTrainer, "pix2pixhd": Pix2PixHDTrainer}
+class GroupDNetTrainer(GANTrainer):
+    """GroupDNet (SMIS): group-decreasing SPADE decoder, the group encoder (one latent code per class),
+    KL term, hinge GAN with TTUR, feature matching and VGG loss."""
+
+    family, title = "groupdnet", "GroupDNet"
+
+    def build(self) -> None:
+        from ..models.groupdnet import GroupDNetGenerator, GroupEncoder, make_config
+        from ..models.spade import UPSAMPLING_LAYERS
+
+        cfg = self.cfg
+        n_up = UPSAMPLING_LAYERS[cfg.num_upsampling_layers]
+        f = 2 ** n_up
+        self.check_size(f, f"for '{cfg.num_upsampling_layers}' upsampling")
+        c = self.ls.one_hot_channels
+        self.mcfg = make_config(c, cfg.ngf, cfg.nhidden, cfg.num_upsampling_layers,
+                                (cfg.size[1] // f, cfg.size[0] // f), cfg.norm)
+        self.G = GroupDNetGenerator(self.mcfg).to(self.device)
+        self.D = self.discriminator(c + 3)
+        self.E = GroupEncoder(c, cfg.nef, n_up).to(self.device)
+
+    def train_step(self, seg: torch.Tensor, real: torch.Tensor, inst: torch.Tensor | None = None) -> dict[str, float]:
+        self.G.train()
+        mu, logvar = self.E_t(real, seg)
+        losses = {"KLD": kld_loss(mu, logvar) * self.cfg.lambda_kld}
+        fake = self.G_t(seg, reparameterize(mu, logvar))
+        return self.optimise(losses, seg, fake, real, hinge_g_loss, hinge_d_loss)
+
+    def fake(self, seg, real, inst) -> torch.Tensor:
+        return self.G(seg, reparameterize(*self.E(real, seg)))
+
+
+TRAINERS = {"spade": SpadeTrainer, "pix2pixhd": Pix2PixHDTrainer, "groupdnet": GroupDNetTrainer}
 
 
 def make_trainer(cfg: TrainConfig, run_dir: Path | str, log=None, dist: Distributed | None = None) -> GANTrainer:

@@ -36,7 +36,7 @@ CKPT = "checkpoint.pt"
 
 # Options that may change when a run is resumed (everything else defines the networks or the data).
 RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "log_every", "threads",
-                       "vgg_scale", "lr", "device"}
+                       "vgg_scale", "lr", "device", "amp"}
 
 
 @dataclass
@@ -79,6 +79,7 @@ class TrainConfig:
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
     lambda_kld: float = 0.05
+    amp: bool = True                         # mixed precision on CUDA (ignored elsewhere)
     vgg_scale: float = 1.0                   # VGG loss on images scaled by this factor (CPU presets: 0.5)
     # bookkeeping
     save_every: int = 100
@@ -182,6 +183,8 @@ class GANTrainer:
         self.opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=(b1, b2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=(b1, b2))
         self.vgg = VGGLoss(cfg.vgg_scale).to(self.device) if cfg.lambda_vgg > 0 else None
+        self.amp = bool(cfg.amp) and self.device.type == "cuda"
+        self.scalers = [torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda")] if self.amp else None
         self.step = 0
         self.cpu_seconds = 0.0
         self.wall_seconds = 0.0
@@ -210,6 +213,8 @@ class GANTrainer:
               "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
         if self.E is not None:
             st["E"] = self.E.state_dict()
+        if self.scalers is not None:
+            st["amp_scalers"] = [sc.state_dict() for sc in self.scalers]
         return st
 
     def save(self) -> Path:
@@ -229,6 +234,9 @@ class GANTrainer:
             self.E.load_state_dict(st["E"])
         self.opt_g.load_state_dict(st["opt_g"])
         self.opt_d.load_state_dict(st["opt_d"])
+        if self.scalers is not None and "amp_scalers" in st:
+            for sc, sst in zip(self.scalers, st["amp_scalers"]):
+                sc.load_state_dict(sst)
         self.step = int(st["step"])
         self.cpu_seconds = float(st.get("cpu_seconds", 0.0))
         self.wall_seconds = float(st.get("wall_seconds", 0.0))
@@ -293,6 +301,23 @@ class GANTrainer:
             for g in opt.param_groups:
                 g["lr"] = base * f
 
+    def autocast(self):
+        """Mixed precision (float16) on CUDA when ``amp`` is on; a no-op elsewhere."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+
+    def backward_step(self, loss: torch.Tensor, opt, which: int) -> None:
+        opt.zero_grad(set_to_none=True)
+        if self.scalers is None:
+            loss.backward()
+            opt.step()
+        else:                                   # AMP: loss scaling, one scaler per optimiser
+            sc = self.scalers[which]
+            sc.scale(loss).backward()
+            sc.step(opt)
+            sc.update()
+
     def d_pass(self, D, seg, fake, real):
         """Discriminator predictions on (seg, fake) and (seg, real), one batched call."""
         pred = D(torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)], 0))
@@ -308,24 +333,22 @@ class GANTrainer:
         # generator step (D weights frozen: no weight gradients; the plain D, so DDP expects none)
         for p in self.D.parameters():
             p.requires_grad_(False)
-        pred_fake, pred_real = self.d_pass(self.D, seg, fake, real)
-        losses["GAN"] = g_adv(pred_fake)
-        if cfg.lambda_feat > 0:
-            losses["GAN_Feat"] = feature_matching_loss(pred_fake, pred_real) * cfg.lambda_feat
-        if self.vgg is not None:
-            losses["VGG"] = self.vgg(fake, real) * cfg.lambda_vgg
-        g_loss = sum(losses.values())
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        with self.autocast():
+            pred_fake, pred_real = self.d_pass(self.D, seg, fake, real)
+            losses["GAN"] = g_adv(pred_fake)
+            if cfg.lambda_feat > 0:
+                losses["GAN_Feat"] = feature_matching_loss(pred_fake, pred_real) * cfg.lambda_feat
+            if self.vgg is not None:
+                losses["VGG"] = self.vgg(fake, real) * cfg.lambda_vgg
+            g_loss = sum(losses.values())
+        self.backward_step(g_loss, self.opt_g, 0)
         for p in self.D.parameters():
             p.requires_grad_(True)
         # discriminator step
-        pred_fake, pred_real = self.d_pass(self.D_t, seg, fake.detach(), real)
-        d_loss = d_adv(pred_real, pred_fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
+        with self.autocast():
+            pred_fake, pred_real = self.d_pass(self.D_t, seg, fake.detach(), real)
+            d_loss = d_adv(pred_real, pred_fake)
+        self.backward_step(d_loss, self.opt_d, 1)
         out = {k: float(v.detach()) for k, v in losses.items()}
         out["D"] = float(d_loss.detach())
         out = self.dist.mean(out)          # every rank sees (and checks) the same figures
@@ -453,10 +476,13 @@ class SpadeTrainer(GANTrainer):
         losses: dict[str, torch.Tensor] = {}
         z = None
         if self.E is not None:
-            mu, logvar = self.E_t(real)
+            with self.autocast():
+                mu, logvar = self.E_t(real)
+            mu, logvar = mu.float(), logvar.float()
             z = reparameterize(mu, logvar)
             losses["KLD"] = kld_loss(mu, logvar) * self.cfg.lambda_kld
-        fake = self.G_t(seg, z)
+        with self.autocast():
+            fake = self.G_t(seg, z)
         return self.optimise(losses, seg, fake, real, hinge_g_loss, hinge_d_loss)
 
     def fake(self, seg, real, inst) -> torch.Tensor:
@@ -492,7 +518,8 @@ class Pix2PixHDTrainer(GANTrainer):
 
     def train_step(self, seg: torch.Tensor, real: torch.Tensor, inst: torch.Tensor) -> dict[str, float]:
         self.G.train()
-        fake = self.G_t(self.g_input(self.E_t, seg, real, inst))
+        with self.autocast():
+            fake = self.G_t(self.g_input(self.E_t, seg, real, inst))
         return self.optimise({}, seg, fake, real, ls_g_loss, ls_d_loss)
 
     def fake(self, seg, real, inst) -> torch.Tensor:
@@ -522,9 +549,12 @@ class GroupDNetTrainer(GANTrainer):
 
     def train_step(self, seg: torch.Tensor, real: torch.Tensor, inst: torch.Tensor | None = None) -> dict[str, float]:
         self.G.train()
-        mu, logvar = self.E_t(real, seg)
+        with self.autocast():
+            mu, logvar = self.E_t(real, seg)
+        mu, logvar = mu.float(), logvar.float()             # KL in float32
         losses = {"KLD": kld_loss(mu, logvar) * self.cfg.lambda_kld}
-        fake = self.G_t(seg, reparameterize(mu, logvar))
+        with self.autocast():
+            fake = self.G_t(seg, reparameterize(mu, logvar))
         return self.optimise(losses, seg, fake, real, hinge_g_loss, hinge_d_loss)
 
     def fake(self, seg, real, inst) -> torch.Tensor:

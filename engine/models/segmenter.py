@@ -139,7 +139,7 @@ def segment_photo(model: StreetSegmenter, photo, work_side: int = WORK_SIDE):
 
     h, w = photo.shape[:2]
     scale = work_side / max(h, w)
-    x = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+    x = torch.from_numpy(np.array(photo, dtype=np.uint8)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
     dev = next(model.parameters()).device
     with torch.no_grad():
         if abs(scale - 1.0) > 1e-3:

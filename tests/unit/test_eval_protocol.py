@@ -144,3 +144,44 @@ def test_evaluator_reports_the_protocol_table(tiny_camvid, tiny_segmenter):
     assert "| camvid_spade_demo | 256x192 |" in table and "not FID" in table
     json.dumps(row)
 
+
+
+def test_bundled_segmenter_labels_real_street_photos(camvid, tmp_path, capsys):
+    """The shipped oracle / auto-label model on CamVid val photos it never saw in training."""
+    from engine.cards import load_card
+    from engine.cli import main
+    from engine.labels import get_labelset
+    from engine.labels.io import read_label_png
+    from engine.paths import bundled_models_dir
+
+    card = load_card(bundled_models_dir() / "camvid_segmenter", verify=True)
+    assert card["training"]["cpu_hours"] > 0 and "research and non-commercial" in card["licence"]["data"]
+    val = card["eval"]["val_256x192"]
+    assert val["miou"] >= 0.5 and val["pixel_accuracy"] >= 0.8
+    ls = get_labelset("camvid_11")
+    names = sorted(p.name for p in (camvid / "val").iterdir())[::25]
+    conf = Confusion(11, ls.void_index)
+    for n in names:
+        out = tmp_path / n
+        assert main(["segment", str(camvid / "val" / n), "-o", str(out)]) == 0
+        pred = read_label_png(out, ls)
+        truth = np.array(Image.open(camvid / "valannot" / n))
+        assert pred.shape == truth.shape
+        conf.add(pred, truth)
+    assert conf.pixel_accuracy() > 0.8
+    assert "sky" in capsys.readouterr().out
+    assert main(["segment", str(tmp_path / "missing.png"), "-o", str(tmp_path / "x.png")]) == 2
+
+
+def test_eval_cli_table_and_json(camvid, tmp_path, capsys):
+    from engine.cli import main
+
+    md = tmp_path / "eval.md"
+    assert main(["eval", "--data", str(camvid), "--limit", "3", "--no-floor", "--json", "--markdown", str(md),
+                 "-m", "camvid_spade_demo"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["images"] == 3 and res["segmenter"] == "camvid_segmenter"
+    row = res["rows"][0]
+    assert row["model"] == "camvid_spade_demo" and row["oracle_miou"] > 0.3 and row["fd_vgg"] > 0
+    assert "| camvid_spade_demo |" in md.read_text()
+    assert main(["eval", "--data", str(tmp_path / "nowhere"), "-m", "camvid_spade_demo"]) == 2

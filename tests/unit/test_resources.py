@@ -48,3 +48,21 @@ def test_tampered_weights_are_refused(tmp_path):
     (d / "generator.safetensors").unlink()
     with pytest.raises(ModelError, match="missing"):
         load_model(d)
+
+
+def test_bundled_zoo_within_budget_and_every_generator_card_carries_its_eval_table():
+    """All bundled weights together stay within 150 MB; each bundled CamVid generator's card holds the
+    protocol's figures (segmenter mIoU, the oracle's, their ratio, FD-VGG) and its training cost."""
+    from engine.registry import GENERATOR_FAMILIES, catalog
+
+    models = resources_dir() / "models"
+    weights = sum(p.stat().st_size for p in models.rglob("*.safetensors"))
+    assert weights <= 150 * 1024 * 1024, f"bundled weights {weights / 2**20:.1f} MB"
+    gens = [e for e in catalog() if e["where"] == "bundled" and e.get("family") in GENERATOR_FAMILIES]
+    assert gens
+    for e in gens:
+        card = load_card(e["path"], verify=True)
+        row = card["eval"]["camvid_segnet:val"]
+        assert row["segmenter"] == "camvid_segmenter" and row["images"] == 101
+        assert row["miou_ratio"] == round(row["miou"] / row["oracle_miou"], 4)
+        assert row["fd_vgg"] > 0 and card["training"]["cpu_hours"] > 0

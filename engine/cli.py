@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("-s", "--style", required=True, help="style photo")
     st.add_argument("--content-labels", help="content region map: ids (grey/indexed PNG) or colour mask")
     st.add_argument("--style-labels", help="style region map, same convention as --content-labels")
+    st.add_argument("--auto-labels", action="store_true",
+                    help="street scenes: label photos that have no region map with the bundled segmenter, so "
+                         "sky takes the style's sky, road its road, ...")
     st.add_argument("--smooth", choices=["exact", "fast", "none"], default="exact",
                     help="exact: the closed-form smoothing; fast: guided filter; none (default exact)")
     st.add_argument("-m", "--model", help="PhotoWCT model folder or official photo_wct.pth (default: bundled)")
@@ -320,8 +323,14 @@ def cmd_stylize(args) -> int:
         raise CLIError(str(e)) from None
     content = _read_image(args.content, "content photo")
     style = _read_image(args.style, "style photo")
-    res = run_stylize(content, style, _read_region_map(args.content_labels), _read_region_map(args.style_labels),
-                      args.smooth, args.model, device)
+    c_lab, s_lab = _read_region_map(args.content_labels), _read_region_map(args.style_labels)
+    if args.auto_labels and (c_lab is None or s_lab is None):
+        from .models.segmenter import load_segmenter, segment_photo
+
+        seg = load_segmenter(None, device=device)
+        c_lab = segment_photo(seg, content) if c_lab is None else c_lab
+        s_lab = segment_photo(seg, style) if s_lab is None else s_lab
+    res = run_stylize(content, style, c_lab, s_lab, args.smooth, args.model, device)
     out = Path(args.output)
     save_image_atomic(Image.fromarray(res.image), out)
     extra = f", {res.info['iterations']} CG iterations" if "iterations" in res.info else ""

@@ -238,3 +238,24 @@ def test_generate_with_a_style_photo_restyles_models_that_take_none(tmp_path):
     assert "restyling" in r.stderr
     a, b = np.asarray(Image.open(plain)), np.asarray(Image.open(styled))
     assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() > 2
+
+
+def test_cli_auto_labels_street_photos_with_the_segmenter(model_dir, camvid, tmp_path):
+    """--auto-labels: photos without a region map are labelled by the bundled segmenter, so the
+    transform is per region (the output differs from the whole-image transform)."""
+    from engine.cli import main
+
+    names = sorted(p.name for p in (camvid / "val").iterdir())
+    paths = []
+    for i, n in enumerate((names[0], names[60])):
+        p = tmp_path / f"p{i}.png"
+        Image.open(camvid / "val" / n).convert("RGB").resize((160, 120), Image.BILINEAR).save(p)
+        paths.append(p)
+    outs = []
+    for extra in ([], ["--auto-labels"]):
+        out = tmp_path / f"o{len(outs)}.png"
+        assert main(["stylize", "-m", str(model_dir), "-c", str(paths[0]), "-s", str(paths[1]), "--smooth", "none",
+                     "-o", str(out), *extra]) == 0
+        outs.append(np.asarray(Image.open(out)).astype(int))
+    assert outs[0].shape == outs[1].shape == (120, 160, 3)
+    assert np.abs(outs[0] - outs[1]).mean() > 1.0

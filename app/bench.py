@@ -425,7 +425,7 @@ def bench_training(steps: int = 3) -> dict:
 
     data = _shared_dir() / "datasets" / "camvid_segnet"
     out = {"threads": torch.get_num_threads()}
-    for family in ("spade", "pix2pixhd"):
+    for family in ("spade", "pix2pixhd", "groupdnet"):
         d = json.loads((resources_dir() / "train_presets" / f"{family}_camvid_cpu.json").read_text())
         d = {k: v for k, v in d.items() if not k.startswith("_")}
         d.update(data=str(data), size=[256, 192], limit=16, threads=None)

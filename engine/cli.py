@@ -140,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _device(name: str):
+    """The torch device for ``--device`` (auto | cpu | cuda | mps); an unavailable one is bad input."""
+    from .devices import pick_device
+
+    try:
+        return pick_device(name)
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
+
+
 def _labels_for(args, model_labelset: str):
     from .labels import get_labelset, read_instance_png, read_label_png
     from .paths import demo_dir
@@ -207,14 +217,10 @@ def _takes_style_photo(model) -> bool:
 def cmd_generate(args) -> int:
     from PIL import Image
 
-    from .devices import pick_device
     from .labels import save_image_atomic
     from .registry import generate, load_model
 
-    try:
-        device = pick_device(args.device)
-    except RuntimeError as e:
-        raise CLIError(str(e)) from None
+    device = _device(args.device)
     model = load_model(args.model, device, labelset=args.labelset)
     labels, inst = _labels_for(args, model.labelset.name)
     if inst is not None and not model.instance_edge:
@@ -291,15 +297,11 @@ def run_stylize(content, style, content_labels, style_labels, smooth: str, model
 def cmd_segment(args) -> int:
     import numpy as np
 
-    from .devices import pick_device
     from .labels import get_labelset
     from .labels.io import write_label_png
     from .models.segmenter import load_segmenter, segment_photo
 
-    try:
-        device = pick_device(args.device)
-    except RuntimeError as e:
-        raise CLIError(str(e)) from None
+    device = _device(args.device)
     photo = _read_image(args.photo, "photo")
     seg = load_segmenter(args.segmenter, device=device)
     labels = segment_photo(seg, photo)
@@ -314,13 +316,9 @@ def cmd_segment(args) -> int:
 def cmd_stylize(args) -> int:
     from PIL import Image
 
-    from .devices import pick_device
     from .labels import save_image_atomic
 
-    try:
-        device = pick_device(args.device)
-    except RuntimeError as e:
-        raise CLIError(str(e)) from None
+    device = _device(args.device)
     content = _read_image(args.content, "content photo")
     style = _read_image(args.style, "style photo")
     c_lab, s_lab = _read_region_map(args.content_labels), _read_region_map(args.style_labels)
@@ -432,7 +430,6 @@ def cmd_models(args) -> int:
 
 def cmd_eval(args) -> int:
     from .cards import load_card, write_card
-    from .devices import pick_device
     from .eval.protocol import Evaluator, markdown
     from .models.segmenter import load_segmenter
     from .registry import GENERATOR_FAMILIES, catalog, load_model, resolve_model
@@ -454,7 +451,7 @@ def cmd_eval(args) -> int:
                    fd_floor=not args.no_floor, progress=prog)
     rows = []
     for path in paths:
-        model = load_model(path, pick_device(args.device))
+        model = load_model(path, _device(args.device))
         row = ev.evaluate(model)
         rows.append(row)
         if args.write_card:

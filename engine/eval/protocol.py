@@ -126,8 +126,6 @@ class Evaluator:
         return self._real[key]
 
     def diversity(self, model, val, size) -> float:
-        import torch
-
         from ..models.lpips import LPIPS
         from ..registry import generate
 
@@ -138,7 +136,7 @@ class Evaluator:
         for i in range(n):
             lab = val.get(i, size)[1]
             outs = [self._tensor(generate(model, lab, seed=1000 * i + s, size_wh=size)) for s in range(self.seeds)]
-            with torch.no_grad():
+            with self.torch.no_grad():
                 for a in range(len(outs)):
                     for b in range(a + 1, len(outs)):
                         dists.append(float(self._lpips(outs[a], outs[b])))

@@ -117,6 +117,7 @@ class SegmenterTrainer:
         self.step, self.cpu_seconds, self.wall_seconds = 0, 0.0, 0.0
         self.history: list[dict] = []
         self.data: PairedDataset | None = None
+        self.val: PairedDataset | None = None
         self.weights: torch.Tensor | None = None
 
     def state(self) -> dict:
@@ -179,8 +180,10 @@ class SegmenterTrainer:
         return v
 
     def validate(self) -> dict:
-        val = PairedDataset(self.cfg.data, self.ls, self.cfg.val_split, log=lambda m: None)
-        return score(self.model, val, self.cfg.eval_size, self.ls)
+        if self.val is None:                    # read once per run, not at every validation
+            self.val = PairedDataset(self.cfg.data, self.ls, self.cfg.val_split, log=lambda m: None,
+                                     limit=self.cfg.limit)
+        return score(self.model, self.val, self.cfg.eval_size, self.ls)
 
     def fit(self, should_stop=lambda: False) -> None:
         cfg = self.cfg

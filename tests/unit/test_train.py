@@ -226,3 +226,7 @@ def test_groupdnet_trains_its_group_encoder_and_exports_per_class_codes(tiny_cam
     assert not np.array_equal(a, generate(m, lab, seed=1))
     b = generate(m, lab, seed=0, controls=StyleControls(class_styles={0: (7, 1.0)}))
     assert not np.array_equal(a, b)                                   # sky's code redrawn
+    # a multimodal model: the eval protocol reports LPIPS diversity across seeds
+    from engine.eval.protocol import Evaluator
+    row = Evaluator(str(tiny_camvid), "train", fd_floor=False, diversity_images=2).evaluate(m)
+    assert row["lpips_diversity"] > 0 and row["images"] == 6

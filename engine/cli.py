@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="JSON file of training options")
     t.add_argument("--preset", default=None, help="bundled preset name (e.g. spade_camvid_cpu)")
     t.add_argument("--steps", type=int)
+    t.add_argument("--lr-decay-from", type=float, metavar="F",
+                   help="fraction of --steps after which the learning rate falls linearly to 0 "
+                        "(resumable: e.g. extend a finished run with a decay phase)")
     t.add_argument("--size", type=_size)
     t.add_argument("--batch", type=int)
     t.add_argument("--seed", type=int)
@@ -486,7 +489,7 @@ def _train(args, dist) -> int:
     from .train.trainer import GANTrainer, TrainConfig, make_trainer
 
     overrides = {"steps": args.steps, "size": args.size, "batch": args.batch, "device": args.device,
-                 "threads": args.threads}
+                 "threads": args.threads, "lr_decay_from": args.lr_decay_from}
     if args.resume:
         try:
             tr = GANTrainer.resume(args.out, overrides, dist=dist)

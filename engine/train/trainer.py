@@ -36,7 +36,7 @@ CKPT = "checkpoint.pt"
 
 # Options that may change when a run is resumed (everything else defines the networks or the data).
 RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "log_every", "threads",
-                       "vgg_scale", "lr", "device", "amp"}
+                       "vgg_scale", "lr", "lr_decay_from", "device", "amp"}
 
 
 @dataclass

@@ -47,6 +47,12 @@ def test_resume_continues_exactly(tiny_camvid, tmp_path):
     assert rows[0].startswith("step,") and len(rows) == 4          # header + steps 1, 2, 3
     with pytest.raises(ValueError, match="cannot change"):
         SpadeTrainer.resume(tmp_path / "b", {"ngf": 8})
+    # a finished run can be extended with a decay phase: steps 2..4 fall linearly to 0 from step 2
+    b3 = SpadeTrainer.resume(tmp_path / "b", {"steps": 4, "lr_decay_from": 0.5}, log=lambda m: None)
+    assert b3.cfg.lr_decay_from == 0.5
+    b3.step = 3
+    b3.set_lr()
+    assert b3.opt_g.param_groups[0]["lr"] == pytest.approx(b3.base_lrs[0] * 0.5)
 
 
 def test_bad_samples_are_reported_or_stop(tiny_camvid, tmp_path):

@@ -53,6 +53,19 @@ class StylizeRequest(Request):
 
 
 @dataclass
+class VideoRequest(Request):
+    """Render a timeline (engine.video.sequence.Timeline) to ``output`` (.mp4 or a PNG folder); progress per
+    frame, cancellable between frames. The result is an engine.video.pipeline.VideoResult."""
+
+    timeline: Any
+    output: str
+    model: str | None = None
+    stabilize: float = 0.6
+    seed: int | None = 0
+    size: tuple[int, int] | None = None
+
+
+@dataclass
 class LoadModelRequest(Request):
     model: str | None = None
 

@@ -79,6 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     sg.add_argument("-o", "--output", required=True, help="label map PNG (indexed, the label set's palette)")
 
+    v = sub.add_parser("video", help="label-map sequence to video (MP4 or PNG frames), optionally stabilised")
+    v.add_argument("-L", "--labels-dir", required=True,
+                   help="folder of label frames (sorted by name); with --frames, labels may be keyframes only")
+    v.add_argument("--frames", metavar="RGB_DIR",
+                   help="matching RGB/CG frames (same file stems): their flow drives stabilisation and carries "
+                        "keyframe labels to the frames between")
+    v.add_argument("-m", "--model", help="model folder, checkpoint or bundled name (default: demo)")
+    v.add_argument("--stabilize", type=float, default=0.6, metavar="S",
+                   help="temporal stabilisation strength 0..1 (0 = every frame on its own; default 0.6)")
+    v.add_argument("--hold", action="store_true",
+                   help="keyframes hold until the next one instead of travelling with the flow")
+    v.add_argument("--fps", type=float, default=15.0, help="frames per second (default 15)")
+    v.add_argument("--range", metavar="A:B", help="only frames A..B-1 (0-based)")
+    v.add_argument("--seed", type=int, default=0, help="one seed for every frame (multimodal models)")
+    v.add_argument("--size", type=_size, help="output size WxH (default: the model's resolution)")
+    v.add_argument("--labelset", help="read the label frames with this label set (default: the model's)")
+    v.add_argument("--export-labels", metavar="DIR", help="also write every label frame (after keyframe "
+                   "propagation) as a lossless indexed PNG")
+    v.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    v.add_argument("-o", "--output", required=True, help="OUT.mp4 (H.264) or a folder for PNG frames")
+
     m = sub.add_parser("models", help="list and inspect models")
     msub = m.add_subparsers(dest="models_cmd", parser_class=_Parser)
     ml = msub.add_parser("list", help="bundled and imported models with their state")
@@ -117,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     e.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     e.add_argument("--write-card", action="store_true", help="store each model's figures in its card's eval")
+    e.add_argument("--video", action="store_true",
+                   help="video metrics on the split's consecutive frames (warping error, FD-VGG, mIoU) for "
+                        "per-frame and stabilised generation")
+    e.add_argument("--stabilize", type=float, default=0.6, metavar="S", help="with --video: strength (default 0.6)")
+    e.add_argument("--size", type=_size, help="with --video: render at WxH (default: the model's resolution)")
 
     t = sub.add_parser("train", help="train a model family on a dataset folder")
     t.add_argument("family", choices=["spade", "pix2pixhd", "groupdnet"])
@@ -249,6 +275,55 @@ def cmd_generate(args) -> int:
     out = Path(args.output)
     save_image_atomic(Image.fromarray(img), out)
     print(f"wrote {out} ({img.shape[1]}x{img.shape[0]}, model {model.name}, {device})")
+    return 0
+
+
+def _range(text: str | None, n: int) -> tuple[int, int | None]:
+    if not text:
+        return 0, None
+    try:
+        a, b = text.split(":")
+        return int(a or 0), (int(b) if b else None)
+    except ValueError:
+        raise CLIError(f"--range must look like 10:50, not '{text}'") from None
+
+
+def cmd_video(args) -> int:
+    from .labels.labelsets import get_labelset
+    from .progress import Progress
+    from .registry import load_model
+    from .video.pipeline import render_video
+    from .video.sequence import export_label_frames, load_sequence
+
+    if not 0.0 <= args.stabilize <= 1.0:
+        raise CLIError(f"--stabilize must be within 0..1, not {args.stabilize}")
+    device = _device(args.device)
+    model = load_model(args.model, device, labelset=args.labelset)
+    ls = get_labelset(args.labelset) if args.labelset else model.labelset
+    tl = load_sequence(args.labels_dir, ls, args.frames, fps=args.fps)
+    tl.set_range(*_range(args.range, len(tl)))
+    if args.hold:
+        tl.keyframes = {i: True for i in tl.keyframes}
+    n_missing = sum(1 for f in tl.frames if f.label_path is None)
+    if n_missing:
+        how = "held" if (args.hold or not tl.has_rgb) else "carried by flow"
+        print(f"semstudio: {n_missing} of {len(tl)} frames have no label file: keyframe labels are {how}",
+              file=sys.stderr)
+        for r in tl.resolve():
+            if r.void_fraction > 0.001:
+                print(f"semstudio: note: {r.note()}", file=sys.stderr)
+    if args.export_labels:
+        paths = export_label_frames(tl, args.export_labels)
+        print(f"wrote {len(paths)} label frames to {args.export_labels}")
+    rng = tl.frame_range()
+    bar = Progress(len(rng), what="frame")
+    res = render_video(tl, model, args.output, args.stabilize, args.seed, args.size,
+                       progress=lambda frac, i: bar.update(round(frac * len(rng))))
+    sys.stderr.write("\n")
+    for note in res.notes:
+        print(f"semstudio: note: {note}", file=sys.stderr)
+    print(f"wrote {res.output} ({res.frames} frames, {res.size[0]}x{res.size[1]}, {tl.fps:g} fps, "
+          f"{res.fps:.1f} frames/s, model {model.name}, stabilisation {args.stabilize:g})")
     return 0
 
 
@@ -452,6 +527,8 @@ def cmd_eval(args) -> int:
 
     ev = Evaluator(args.data, args.split, segmenter=seg, limit=args.limit, seeds=args.seeds,
                    fd_floor=not args.no_floor, progress=prog)
+    if args.video:
+        return _eval_video(args, ev, paths)
     rows = []
     for path in paths:
         model = load_model(path, _device(args.device))
@@ -471,6 +548,31 @@ def cmd_eval(args) -> int:
         from .labels.io import atomic_write_bytes
         atomic_write_bytes(Path(args.markdown), table.encode())
     print(json.dumps(res, indent=2) if args.json else table)
+    return 0
+
+
+def _eval_video(args, ev, paths) -> int:
+    from .cards import load_card, write_card
+    from .eval.video import evaluate_video, markdown_video
+    from .registry import load_model
+
+    if not 0.0 < args.stabilize <= 1.0:
+        raise CLIError(f"--stabilize must be within 0..1 (and above 0 here), not {args.stabilize}")
+    results, tables = [], []
+    for path in paths:
+        model = load_model(path, _device(args.device))
+        res = evaluate_video(ev, model, args.size, args.stabilize)
+        results.append(res)
+        tables.append(markdown_video(res))
+        if args.write_card and path.is_dir():
+            card = load_card(path)
+            card.setdefault("eval_video", {})[f"{Path(args.data).name}:{args.split}"] = res
+            write_card(path, card)
+    text = "\n".join(tables)
+    if args.markdown:
+        from .labels.io import atomic_write_bytes
+        atomic_write_bytes(Path(args.markdown), text.encode())
+    print(json.dumps(results, indent=2) if args.json else text)
     return 0
 
 
@@ -569,8 +671,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_stylize(args)
         if args.cmd == "segment":
             return cmd_segment(args)
-        raise CLIError("semstudio: choose a command: generate, stylize, models, train, eval, bench (or none for the "
-                       "editor)")
+        if args.cmd == "video":
+            return cmd_video(args)
+        raise CLIError("semstudio: choose a command: generate, stylize, video, models, train, eval, bench (or none "
+                       "for the editor)")
     except (CLIError, ModelError, LabelIOError, DatasetError, KeyError, FileNotFoundError) as e:
         msg = str(e).strip("'\"")
         print(msg if msg.startswith("semstudio") else f"semstudio: error: {msg}", file=sys.stderr)

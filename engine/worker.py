@@ -18,7 +18,8 @@ import traceback
 from collections import deque
 from typing import Callable
 
-from .api import CallableRequest, Event, GenerateRequest, GenerateResult, LoadModelRequest, Request, StylizeRequest
+from .api import (CallableRequest, Event, GenerateRequest, GenerateResult, LoadModelRequest, Request, StylizeRequest,
+                  VideoRequest)
 
 
 class Cancelled(Exception):
@@ -187,6 +188,8 @@ class Worker:
             return {"name": m.name, "card": m.card, "device": str(self.device)}
         if isinstance(req, StylizeRequest):
             return run_stylize(req, ctx)
+        if isinstance(req, VideoRequest):
+            return run_video(req, ctx)
         if isinstance(req, CallableRequest):
             return req.fn(ctx)
         raise TypeError(f"no handler for {req.kind}")
@@ -226,6 +229,20 @@ def run_stylize(req: StylizeRequest, ctx: JobContext):
         raise Cancelled() from None
     res.info["seconds"] = time.perf_counter() - t0
     return res
+
+
+def run_video(req: VideoRequest, ctx: JobContext):
+    """A timeline to a video; progress per frame (with the frame as preview), cancellable between frames."""
+    from .video.pipeline import VideoCancelled, render_video
+
+    ctx.progress(0.0, "loading model")
+    model = ctx.model(req.model)
+    try:
+        return render_video(req.timeline, model, req.output, req.stabilize, req.seed, req.size,
+                            progress=lambda frac, i: ctx.progress(frac, f"frame {i + 1}"),
+                            should_stop=ctx.cancel_event.is_set)
+    except VideoCancelled:
+        raise Cancelled() from None
 
 
 def run_generate(req: GenerateRequest, ctx: JobContext) -> GenerateResult:

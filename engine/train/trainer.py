@@ -28,6 +28,7 @@ from ..labels.maps import semantics_tensor
 from ..models.pix2pixhd import Encoder, GlobalGenerator, Pix2PixHDConfig
 from ..models.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator, SpadeConfig, reparameterize
 from ..models.vgg import VGGLoss
+from ..progress import Progress  # noqa: F401 - used here and by the other trainers
 from .datasets import PairedDataset
 from .distributed import Distributed, StepSampler
 from .losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, kld_loss, ls_d_loss, ls_g_loss
@@ -123,29 +124,6 @@ def atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-class Progress:
-    """A one-line progress bar with rate and ETA on stderr."""
-
-    def __init__(self, total: int, start: int = 0, stream=sys.stderr, width: int = 24):
-        self.total, self.start, self.stream, self.width = total, start, stream, width
-        self.t0 = time.perf_counter()
-
-    def eta(self, step: int) -> tuple[float, float]:
-        done = max(step - self.start, 1)
-        rate = (time.perf_counter() - self.t0) / done
-        return rate, rate * max(self.total - step, 0)
-
-    def update(self, step: int, extra: str = "") -> str:
-        rate, eta = self.eta(step)
-        frac = step / max(self.total, 1)
-        bar = "#" * int(frac * self.width) + "." * (self.width - int(frac * self.width))
-        h, rem = divmod(int(eta), 3600)
-        line = f"\rstep {step}/{self.total} [{bar}] {rate:.2f} s/it ETA {h}:{rem // 60:02d}:{rem % 60:02d} {extra}"
-        self.stream.write(line)
-        self.stream.flush()
-        return line
 
 
 class GANTrainer:

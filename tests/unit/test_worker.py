@@ -98,3 +98,33 @@ def test_generate_with_demo_model(worker):
     bad = worker.submit(GenerateRequest(labels=np.full((10, 10), 99)))
     ev = worker.rec.wait_for(bad, {"error", "result"})
     assert ev.kind == "error" and "99" in ev.error
+
+
+def test_video_request_reports_each_frame_and_cancels_between_frames(worker, tmp_path):
+    from engine.api import VideoRequest
+    from engine.labels import get_labelset, write_label_png
+    from engine.video.export import probe_mp4
+    from engine.video.sequence import load_sequence
+
+    ls = get_labelset("camvid_11")
+    for t in range(16):
+        lab = np.full((48, 64), 3, np.int32)
+        lab[10:30, 5 + 2 * t:25 + 2 * t] = 8
+        write_label_png(tmp_path / "lab" / f"{t:03d}.png", lab, ls)
+    tl = load_sequence(tmp_path / "lab", ls, fps=10)
+    tl.set_range(0, 4)
+    j = worker.submit(VideoRequest(timeline=tl, output=str(tmp_path / "v.mp4"), size=(64, 48)))
+    res = worker.rec.wait_for(j, {"result", "error"}, timeout=120)
+    assert res.kind == "result", res.error
+    stages = [e.stage for e in worker.rec.events if e.job_id == j and e.kind == "progress"]
+    assert [s for s in stages if s.startswith("frame")] == ["frame 1", "frame 2", "frame 3", "frame 4"]
+    assert res.result.frames == 4 and probe_mp4(tmp_path / "v.mp4")["frames"] == 4
+    # cancelled after the first frame: no video file, a cancelled event
+    tl.set_range(0, None)
+    seen = threading.Event()
+    worker.add_listener(lambda ev: ev.stage == "frame 1" and seen.set())
+    k = worker.submit(VideoRequest(timeline=tl, output=str(tmp_path / "c.mp4"), size=(64, 48)))
+    assert seen.wait(60)
+    worker.cancel(k)
+    ev = worker.rec.wait_for(k, {"result", "cancelled", "error"}, timeout=60)
+    assert ev.kind == "cancelled" and not (tmp_path / "c.mp4").exists()

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "by PhotoWCT and smoothed this way (default exact)")
     g.add_argument("--style-labels", help="with --style: label map of the style photo (same label set), for "
                    "region-by-region transfer")
+    g.add_argument("--frame", help="S-Flow models: the RGB/CG frame whose Laplacian edges guide the result "
+                   "(default: the label map's boundaries)")
     g.add_argument("-o", "--output", required=True, help="output PNG")
 
     st = sub.add_parser("stylize", help="photorealistic style transfer (PhotoWCT + smoothing)")
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=_size, help="with --video: render at WxH (default: the model's resolution)")
 
     t = sub.add_parser("train", help="train a model family on a dataset folder")
-    t.add_argument("family", choices=["spade", "pix2pixhd", "groupdnet"])
+    t.add_argument("family", choices=["spade", "pix2pixhd", "groupdnet", "sflow"])
     t.add_argument("--data", help="dataset folder (CamVid layout or images/ + labels/)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, logs, samples)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -231,6 +233,8 @@ def _controls(args):
         except ValueError:
             raise CLIError(f"--instance-cluster {iid}={v}: K must be an integer") from None
     c.instance_clusters = clusters or None
+    if getattr(args, "frame", None):
+        c.frame = _read_image(args.frame, "frame")
     return c
 
 
@@ -255,6 +259,8 @@ def cmd_generate(args) -> int:
     if inst is not None and not model.instance_edge:
         print("semstudio: note: this model takes no instance map; -i is ignored", file=sys.stderr)
     controls = _controls(args)
+    if controls.frame is not None and model.family != "sflow":
+        print("semstudio: note: only S-Flow models take a frame; --frame is ignored", file=sys.stderr)
     post_style = None
     if controls.style_image is not None and not _takes_style_photo(model):
         post_style, controls.style_image = controls.style_image, None   # generate, then restyle

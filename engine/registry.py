@@ -7,12 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from .cards import CARD_NAME, ModelError, load_card, read_state_dict
+from .cards import CARD_NAME, GENERATOR_FAMILIES, ModelError, load_card, read_state_dict  # noqa: F401
 from .labels.labelsets import LabelSet, get_labelset
 from .paths import bundled_models_dir, user_models_dir
 
 DEMO_MODEL = "camvid_spade_demo"
-GENERATOR_FAMILIES = ("spade", "pix2pixhd", "groupdnet")
 
 
 def catalog() -> list[dict]:
@@ -278,6 +277,18 @@ def _build(card: dict, sd: dict, enc_sd: dict | None, ls: LabelSet, name: str):
 
         gen.eval()
         return gen, fast_pix2pixhd(gen, ls.one_hot_channels, instance_edge=True), enc
+    if family == "sflow":
+        from .models import pix2pixhd
+        from .models.pix2pixhd_fast import fast_pix2pixhd
+
+        cfg = pix2pixhd.Pix2PixHDConfig.from_dict(card["options"])
+        if cfg.input_nc != ls.one_hot_channels + 1:
+            raise ModelError(f"{name}: S-Flow generator takes {cfg.input_nc} input channels but label set "
+                             f"{ls.name} + edge map gives {ls.one_hot_channels + 1}")
+        gen = pix2pixhd.build_generator(cfg)
+        _strict_load(gen, sd, name)
+        gen.eval()
+        return gen, fast_pix2pixhd(gen, ls.one_hot_channels, instance_edge=False), None
     raise ModelError(f"{name}: family '{family}' cannot generate")
 
 
@@ -325,11 +336,35 @@ class StyleControls:
     with the label map). ``class_styles``: GroupDNet class index -> (seed, t): that class's latent code
     is moved a fraction ``t`` (1 = fully resampled) toward a fresh code drawn from ``seed``.
     ``instance_clusters``: pix2pixHD instance id -> cluster index of its class's feature clusters.
+    ``frame``: S-Flow: the RGB/CG frame whose thresholded Laplacian is the edge input (any size; None:
+    the label map's boundaries). ``edges``: S-Flow: a ready (H, W) edge map in 0..1 instead (e.g. DNED's).
     """
 
     style_image: np.ndarray | None = None
     class_styles: dict[int, tuple[int, float]] | None = None
     instance_clusters: dict[int, int] | None = None
+    frame: np.ndarray | None = None
+    edges: np.ndarray | None = None
+
+
+def _sflow_edges(lab: np.ndarray, controls: StyleControls, size_wh: tuple[int, int]):
+    """(1, 1, H, W) float edge input of an S-Flow generator at the grid size."""
+    import torch
+
+    from .labels.edges import edges_for
+
+    if controls.edges is not None:
+        import cv2
+
+        e = np.asarray(controls.edges, dtype=np.float32)
+        if e.ndim != 2:
+            raise ValueError("an edge map must be one channel (H, W)")
+        if e.shape[::-1] != tuple(size_wh):
+            e = cv2.resize(e, tuple(size_wh), interpolation=cv2.INTER_LINEAR)
+        e = np.clip(e, 0.0, 1.0)
+    else:
+        e = edges_for(lab, controls.frame, size_wh)
+    return torch.from_numpy(np.ascontiguousarray(e))[None, None]
 
 
 def _image_tensor(img: np.ndarray, size_wh: tuple[int, int]):
@@ -426,10 +461,10 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     gen.manual_seed(int(seed) if seed is not None else int(torch.randint(2**31 - 1, (1,))))
     net = model.generator if (reference or model.fast is None) else model.fast
     keys = None
-    if net is model.fast and (model.family == "pix2pixhd" or getattr(net, "lookup", False)):
+    if net is model.fast and (model.family in ("pix2pixhd", "sflow") or getattr(net, "lookup", False)):
         # the fast paths read look-up keys, never the full-resolution one-hot map
         seg = None
-        edge = True if model.family == "pix2pixhd" else net.edge
+        edge = {"pix2pixhd": True, "sflow": False}.get(model.family, getattr(net, "edge", False))
         keys = label_keys(lab, inst, edge).to(model.device)
     else:
         seg = semantics_tensor(lab, model.n_channels, inst).to(model.device)
@@ -460,6 +495,9 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
                 other = torch.randn(Z_PER_CLASS, lh * lw, generator=torch.Generator().manual_seed(int(s)))
                 z[0, int(c)] = mix_codes(z[0, int(c)], other, float(t))
             out = net(seg, z.reshape(1, cfg.z_channels, lh, lw).to(model.device))
+        elif model.family == "sflow":
+            feat = _sflow_edges(lab, controls, (gw, gh)).to(model.device)
+            out = net.forward_labels(keys, feat) if seg is None else net(torch.cat([seg, feat], dim=1))
         else:
             feat = None
             if model.generator.cfg.feat_num:

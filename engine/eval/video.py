@@ -28,7 +28,7 @@ MODES = ("per-frame", "stabilised (RGB flow)", "stabilised (label flow)")
 def evaluate_video(ev: Evaluator, model, size_wh: tuple[int, int] | None = None,
                    strength: float = DEFAULT_STRENGTH, modes=MODES, seed: int = 0) -> dict:
     """The table for one model: {frames, size, rows: [{mode, warping_error, fd_vgg, miou, ...}]}."""
-    from ..registry import generate
+    from ..registry import StyleControls, generate
 
     ls = model.labelset
     size = tuple(size_wh or model.resolution)
@@ -62,7 +62,8 @@ def evaluate_video(ev: Evaluator, model, size_wh: tuple[int, int] | None = None,
         outs, secs = [], 0.0
         for t in range(n):
             t1 = time.perf_counter()
-            img = generate(model, labs[t], seed=seed, size_wh=size)
+            ctl = StyleControls(frame=frames[t]) if model.family == "sflow" else None    # CG2real: edges
+            img = generate(model, labs[t], seed=seed, size_wh=size, controls=ctl)
             if stab is not None:
                 img = stab.step(img, guide[t])
             secs += time.perf_counter() - t1

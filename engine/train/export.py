@@ -16,7 +16,9 @@ DATA_LICENCES = {
 
 LOSSES = {"spade": "hinge GAN + feature matching (10) + VGG19 (10)",
           "pix2pixhd": "LSGAN + feature matching (10) + VGG19 (10); instance-feature encoder trained through G",
-          "groupdnet": "hinge GAN (TTUR) + feature matching (10) + VGG19 (10) + KL (0.05) of the group encoder"}
+          "groupdnet": "hinge GAN (TTUR) + feature matching (10) + VGG19 (10) + KL (0.05) of the group encoder",
+          "sflow": "LSGAN + feature matching (10) + VGG19 (10) + flow consistency (L1 of frame t+1 against frame t "
+                   "carried by the real flow) on synthetic-motion pairs"}
 
 
 def _save(sd: dict, path: Path, meta: dict) -> Path:
@@ -40,11 +42,24 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"generator": _save(st["G"], out_dir / "generator.safetensors", {"family": family, "name": name})}
     info = inspect_state_dict(st["G"], name)
+    card_extra: dict = {}
     if family == "spade":
         info["options"] = {**info["options"], **{k: mc[k] for k in ("num_upsampling_layers", "latent_hw", "ndf",
                                                                     "n_layers_D", "num_D")}}
         info["instance_edge"] = bool(tc.get("use_instance"))
         info["capabilities"]["instances"] = info["instance_edge"]
+    elif family == "sflow":
+        from ..labels import edges
+
+        info["family"] = "sflow"
+        info["options"] = dict(mc)
+        info["instance_edge"] = False
+        info.pop("warnings", None)
+        info.pop("official_options", None)
+        info["capabilities"].update(instances=False, video=True)
+        card_extra["edges"] = {"kind": "laplacian", "threshold": edges.THRESHOLD, "ksize": edges.KSIZE,
+                         "sigma": edges.SIGMA, "without_frame": "label boundaries",
+                         "label_edge_prob": tc.get("label_edge_prob")}
     elif family == "groupdnet":
         info["options"] = dict(mc)
         info["instance_edge"] = False
@@ -77,7 +92,7 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
     card = make_card(name, info, files, title=title or name, training=training,
                      licence={"weights": "Trained by Semantic Studio; inherits the training data's terms.",
                               "data": training["data_licence"]},
-                     eval=(extra or {}).pop("eval", {}), **(extra or {}))
+                     eval=(extra or {}).pop("eval", {}), **card_extra, **(extra or {}))
     write_card(out_dir, card)
     if family == "pix2pixhd" and "encoder" in files and clusters:
         from ..clusters import cluster_model

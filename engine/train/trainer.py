@@ -80,6 +80,10 @@ class TrainConfig:
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
     lambda_kld: float = 0.05
+    # S-Flow (pix2pixHD-style generator on one-hot + edge map, trained on synthetic-motion pairs)
+    lambda_flow: float = 10.0                # the flow-consistency loss between the generated pair
+    label_edge_prob: float = 0.25            # share of samples whose edge input is the label boundaries
+    motion_px: float = 6.0                   # scale of the random smooth homographies (pixels at the border)
     amp: bool = True                         # mixed precision on CUDA (ignored elsewhere)
     vgg_scale: float = 1.0                   # VGG loss on images scaled by this factor (CPU presets: 0.5)
     # bookkeeping
@@ -539,7 +543,123 @@ class GroupDNetTrainer(GANTrainer):
         return self.G(seg, reparameterize(*self.E(real, seg)))
 
 
-TRAINERS = {"spade": SpadeTrainer, "pix2pixhd": Pix2PixHDTrainer, "groupdnet": GroupDNetTrainer}
+def random_homography(w: int, h: int, rng: np.random.Generator, px: float) -> np.ndarray:
+    """A random smooth camera motion: the four corners moved by up to ~``px`` pixels (shift, zoom,
+    rotation and a little perspective), as a 3x3 homography mapping frame t onto frame t+1."""
+    import cv2
+
+    src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    shift = rng.uniform(-px, px, 2)
+    zoom = rng.uniform(-px, px) / max(w, h) * 2
+    rot = np.deg2rad(rng.uniform(-1, 1)) * px / 6
+    c = np.float32([(w - 1) / 2, (h - 1) / 2])
+    rmat = np.float32([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
+    dst = (src - c) @ rmat.T * (1 + zoom) + c + shift + rng.uniform(-px / 4, px / 4, (4, 2))
+    return cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+
+
+def motion_pair(img: np.ndarray, lab: np.ndarray, hmat: np.ndarray):
+    """(frame t+1, labels t+1, flow t+1 -> t (H, W, 2), valid (H, W)) for frame t under homography ``hmat``:
+    frame t+1 at x shows frame t at H^-1 x, so that is the (exact) backward flow; pixels whose source lies
+    outside frame t are invalid."""
+    import cv2
+
+    h, w = lab.shape
+    img2 = cv2.warpPerspective(img, hmat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    lab2 = cv2.warpPerspective(lab.astype(np.uint8), hmat, (w, h), flags=cv2.INTER_NEAREST,
+                               borderMode=cv2.BORDER_REFLECT).astype(lab.dtype)
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    pts = np.stack([gx, gy, np.ones_like(gx)], -1) @ np.linalg.inv(hmat).T
+    sx, sy = pts[..., 0] / pts[..., 2], pts[..., 1] / pts[..., 2]
+    flow = np.stack([sx - gx, sy - gy], -1).astype(np.float32)
+    valid = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
+    return img2, lab2, flow, valid
+
+
+def warp_by_flow(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warping of (B, C, H, W) ``x`` by (B, H, W, 2) pixel flow, bilinear, differentiable."""
+    b, _, h, w = x.shape
+    gy, gx = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
+                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")
+    sx = (gx + flow[..., 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    sy = (gy + flow[..., 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([sx, sy], -1)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+class SFlowTrainer(GANTrainer):
+    """S-Flow GAN: a pix2pixHD-style global generator whose input is the semantic one-hot map plus an
+    edge map (the thresholded Laplacian of the real frame, or for ``label_edge_prob`` of the samples the
+    label boundaries, so it also works from label maps alone), trained with LSGAN, feature matching and
+    VGG losses, plus S-Flow's flow loss on *pairs of consecutive frames*.
+
+    Pairs come from synthetic motion of the training photos: a random smooth homography H gives frame
+    t+1 and its exact flow back to frame t (CamVid val, real 15 Hz video, stays for evaluation). The paper
+    asks the flow between the generated frames to follow the flow between the real ones; a classical flow
+    is not differentiable, so the loss asks the equivalent of the generator: the generated frame t+1 must
+    equal the generated frame t carried by the real flow, L1 over the pixels the flow keeps in view."""
+
+    family, title = "sflow", "S-Flow GAN"
+    default_norm_D = "instance"
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.check_size(2 ** cfg.n_downsample_global, f"for {cfg.n_downsample_global} downsamplings")
+        self.mcfg = Pix2PixHDConfig(input_nc=self.ls.one_hot_channels + 1, ngf=cfg.ngf, netG="global",
+                                    n_downsample_global=cfg.n_downsample_global,
+                                    n_blocks_global=cfg.n_blocks_global, feat_num=0)
+        self.G = GlobalGenerator(self.mcfg).to(self.device)
+        self.D = self.discriminator(self.ls.one_hot_channels + 1 + 3)
+
+    def edge_channel(self, imgs: np.ndarray, labs: np.ndarray, from_labels=None) -> torch.Tensor:
+        """(N, 1, H, W) edge inputs: each frame's Laplacian edges, or its label boundaries where
+        ``from_labels[k]``."""
+        from ..labels.edges import label_edges, laplacian_edges
+
+        flags = from_labels if from_labels is not None else [False] * len(imgs)
+        out = [label_edges(lab) if f else laplacian_edges(img) for img, lab, f in zip(imgs, labs, flags)]
+        return torch.from_numpy(np.stack(out))[:, None].to(self.device)
+
+    def to_tensors(self, imgs: np.ndarray, labs: np.ndarray, insts: np.ndarray):
+        seg, real, inst = super().to_tensors(imgs, labs, insts)
+        return torch.cat([seg, self.edge_channel(imgs, labs)], 1), real, inst
+
+    def batch_for(self, step: int):
+        """2B frames (the B samples of ``step``, then each one moved by its own random homography) and
+        the pairs' flow (frame t+1 -> t) and validity; depends only on (seed, step)."""
+        data = self.load_data()
+        sampler = StepSampler(len(data), self.cfg.batch, self.cfg.seed, self.dist.rank, self.dist.world)
+        idx, rng = sampler.indices(step)
+        a_img, a_lab = zip(*(data.get(i, self.cfg.size, rng, self.cfg.scale_aug, self.cfg.flip) for i in idx))
+        w, h = self.cfg.size
+        pairs = [motion_pair(img, lab, random_homography(w, h, rng, self.cfg.motion_px))
+                 for img, lab in zip(a_img, a_lab)]
+        b_img, b_lab, flows, valid = zip(*pairs)
+        imgs, labs = np.stack(a_img + b_img), np.stack(a_lab + b_lab)
+        use_lab = [bool(rng.random() < self.cfg.label_edge_prob) for _ in idx]     # one source per pair
+        seg, real, _ = super().to_tensors(imgs, labs, np.zeros_like(labs))
+        seg = torch.cat([seg, self.edge_channel(imgs, labs, use_lab + use_lab)], 1)
+        flow = torch.from_numpy(np.stack(flows)).to(self.device)
+        mask = torch.from_numpy(np.stack(valid)).float()[:, None].to(self.device)
+        return seg, real, (flow, mask)
+
+    def train_step(self, seg: torch.Tensor, real: torch.Tensor, motion) -> dict[str, float]:
+        flow, mask = motion
+        self.G.train()
+        b = flow.shape[0]
+        with self.autocast():
+            fake = self.G_t(seg)
+        warped = warp_by_flow(fake[:b].float(), flow)
+        diff = (fake[b:].float() - warped).abs() * mask
+        losses = {"Flow": diff.sum() / (mask.sum() * fake.shape[1]).clamp_min(1.0) * self.cfg.lambda_flow}
+        return self.optimise(losses, seg, fake, real, ls_g_loss, ls_d_loss)
+
+    def fake(self, seg, real, inst) -> torch.Tensor:
+        return self.G(seg)
+
+
+TRAINERS = {"spade": SpadeTrainer, "pix2pixhd": Pix2PixHDTrainer, "groupdnet": GroupDNetTrainer,
+            "sflow": SFlowTrainer}
 
 
 def make_trainer(cfg: TrainConfig, run_dir: Path | str, log=None, dist: Distributed | None = None) -> GANTrainer:

@@ -50,10 +50,12 @@ def render_frames(tl: Timeline, model, stabilize: float = 0.0, seed: int | None 
                   size_wh: tuple[int, int] | None = None, frames: range | None = None, progress=None,
                   should_stop=None, flow_method: str = "dis", timings: dict | None = None):
     """Yield (index, RGB uint8 frame) for the frames of ``frames`` (default: the timeline's range). The
-    seed is the same for every frame (multimodal models keep one look); ``stabilize`` in 0..1."""
-    from ..registry import generate
+    seed is the same for every frame (multimodal models keep one look); ``stabilize`` in 0..1. S-Flow
+    models take their edge input from the RGB/CG frames when the timeline has them, else from the labels."""
+    from ..registry import StyleControls, generate
 
     rng = frames if frames is not None else tl.frame_range()
+    edges_from_frames = getattr(model, "family", "") == "sflow"
     stab = Stabilizer(stabilize, flow_method) if stabilize > 0 else None
     t = timings if timings is not None else {}
     t.setdefault("generate", 0.0)
@@ -63,7 +65,8 @@ def render_frames(tl: Timeline, model, stabilize: float = 0.0, seed: int | None 
         if should_stop is not None and should_stop():
             raise VideoCancelled()
         t0 = time.perf_counter()
-        img = generate(model, tl.labels(i), None, seed, size_wh)
+        controls = StyleControls(frame=tl.rgb(i)) if edges_from_frames else None
+        img = generate(model, tl.labels(i), None, seed, size_wh, controls=controls)
         t1 = time.perf_counter()
         t["generate"] += t1 - t0
         if stab is not None:

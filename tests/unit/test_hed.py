@@ -91,3 +91,24 @@ def test_dned_reweights_its_sides_for_varied_edge_maps(camvid):
     a, b = dned.edge_map(rgb, 1, 0.8), dned.edge_map(rgb, 2, 0.8)
     assert np.array_equal(a, dned.edge_map(rgb, 1, 0.8))               # a seed is one re-weighting
     assert not np.array_equal(a, b) and set(np.unique(a)) <= {0.0, 1.0}
+
+
+def test_dned_training_steps_move_only_block5_sides_and_fusion_and_export_round_trips(tiny_camvid, tmp_path):
+    from engine.train import dned
+
+    start = load_hed().state_dict()
+    dned.train(str(tiny_camvid), tmp_path / "run", steps=2, size=(64, 48), batch=2, log=lambda m: None)
+    st = torch.load(tmp_path / "run" / dned.CKPT, map_location="cpu", weights_only=True)
+    assert st["step"] == 2
+    moved = {k for k, v in st["net"].items() if not torch.equal(v, start[k.removeprefix("hed.")])}
+    assert "hed.fuse.weight" in moved and "hed.blocks.4.0.weight" in moved
+    assert not any(k.startswith(("hed.blocks.0.", "hed.blocks.3.")) for k in moved)   # frozen blocks
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert len(rows) == 3 and all(np.isfinite(float(r.split(",")[1])) for r in rows[1:])
+    dned.train(str(tiny_camvid), tmp_path / "run", steps=3, log=lambda m: None)        # resumes
+    assert torch.load(tmp_path / "run" / dned.CKPT, map_location="cpu", weights_only=True)["step"] == 3
+    card = dned.export(tmp_path / "run", tmp_path / "m")
+    assert card["family"] == "dned" and "non-commercial" in card["licence"]["weights"]
+    net = dned.load_dned(tmp_path / "m")
+    rgb = np.asarray(Image.open(next((tiny_camvid / "train").iterdir())).convert("RGB"))
+    assert net.edge_map(rgb).shape == rgb.shape[:2]

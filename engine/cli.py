@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0, help="one seed for every frame (multimodal models)")
     v.add_argument("--size", type=_size, help="output size WxH (default: the model's resolution)")
     v.add_argument("--labelset", help="read the label frames with this label set (default: the model's)")
+    v.add_argument("--edges", choices=["laplacian", "dned"], default="laplacian",
+                   help="S-Flow models with --frames: the frames' thresholded Laplacian (default) or the DNED edge "
+                        "network's skeletons (varied by --edge-seed)")
+    v.add_argument("--edge-seed", type=int, default=None, help="with --edges dned: one variation of the edges")
     v.add_argument("--export-labels", metavar="DIR", help="also write every label frame (after keyframe "
                    "propagation) as a lossless indexed PNG")
     v.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
@@ -321,10 +325,18 @@ def cmd_video(args) -> int:
     if args.export_labels:
         paths = export_label_frames(tl, args.export_labels)
         print(f"wrote {len(paths)} label frames to {args.export_labels}")
+    dned = None
+    if args.edges == "dned":
+        if model.family != "sflow" or not tl.has_rgb:
+            raise CLIError("--edges dned needs an S-Flow model and --frames (the DNED reads the frames)")
+        from .train.dned import bundled_dned
+
+        dned = bundled_dned()
     rng = tl.frame_range()
     bar = Progress(len(rng), what="frame")
     res = render_video(tl, model, args.output, args.stabilize, args.seed, args.size,
-                       progress=lambda frac, i: bar.update(round(frac * len(rng))))
+                       progress=lambda frac, i: bar.update(round(frac * len(rng))), dned=dned,
+                       edge_seed=args.edge_seed)
     sys.stderr.write("\n")
     for note in res.notes:
         print(f"semstudio: note: {note}", file=sys.stderr)
@@ -559,7 +571,7 @@ def cmd_eval(args) -> int:
 
 def _eval_video(args, ev, paths) -> int:
     from .cards import load_card, write_card
-    from .eval.video import evaluate_video, markdown_video
+    from .eval.video import compare_to_baseline, evaluate_video, markdown_comparison, markdown_video
     from .registry import load_model
 
     if not 0.0 < args.stabilize <= 1.0:
@@ -574,11 +586,14 @@ def _eval_video(args, ev, paths) -> int:
             card = load_card(path)
             card.setdefault("eval_video", {})[f"{Path(args.data).name}:{args.split}"] = res
             write_card(path, card)
+    if len(results) > 1:
+        tables.append(markdown_comparison(results))
     text = "\n".join(tables)
     if args.markdown:
         from .labels.io import atomic_write_bytes
         atomic_write_bytes(Path(args.markdown), text.encode())
-    print(json.dumps(results, indent=2) if args.json else text)
+    out = {"models": results, "against_first_per_frame": compare_to_baseline(results)}
+    print(json.dumps(out, indent=2) if args.json else text)
     return 0
 
 

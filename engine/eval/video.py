@@ -97,6 +97,34 @@ def evaluate_video(ev: Evaluator, model, size_wh: tuple[int, int] | None = None,
             "rows": rows}
 
 
+def compare_to_baseline(results: list[dict]) -> list[dict]:
+    """Every row of every model against the first model's per-frame row (the baseline): relative
+    warping error, FD-VGG and mIoU (e.g. S-Flow + stabilisation against per-frame SPADE)."""
+    if not results:
+        return []
+    base = results[0]["rows"][0]
+    out = []
+    for res in results:
+        for r in res["rows"]:
+            out.append({"model": res["model"], "mode": r["mode"], "strength": r["strength"],
+                        "warping_error_change": round(r["warping_error"] / base["warping_error"] - 1, 4),
+                        "fd_vgg_change": round(r["fd_vgg"] / base["fd_vgg"] - 1, 4),
+                        "miou_change": round(r["miou"] / base["miou"] - 1, 4) if base["miou"] else None})
+    return out
+
+
+def markdown_comparison(results: list[dict]) -> str:
+    base = results[0]
+    lines = [f"Against {base['model']} per-frame (the baseline):", "",
+             "| model | mode | warping error | FD-VGG | mIoU |", "|---|---|---|---|---|"]
+    for c in compare_to_baseline(results):
+        mode = c["mode"] if c["strength"] is None else f"{c['mode']} s={c['strength']:g}"
+        miou = "" if c["miou_change"] is None else f"{100 * c['miou_change']:+.1f}%"
+        lines.append(f"| {c['model']} | {mode} | {100 * c['warping_error_change']:+.1f}% | "
+                     f"{100 * c['fd_vgg_change']:+.1f}% | {miou} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_video(res: dict) -> str:
     lines = [f"Video metrics: {res['model']} on {res['frames']} consecutive frames at "
              f"{res['size'][0]}x{res['size'][1]} (oracle mIoU {res['oracle_miou']:.3f}; the real frames' own "

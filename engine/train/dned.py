@@ -159,6 +159,21 @@ def load_dned(path: Path | str) -> DNED:
     return net.eval()
 
 
+BUNDLED_NAME = "sflow_dned"
+
+
+def bundled_dned() -> DNED:
+    """The bundled DNED (resources/models/sflow_dned), or a clear error when it is not there."""
+    from ..cards import ModelError
+    from ..paths import bundled_models_dir
+
+    p = bundled_models_dir() / BUNDLED_NAME
+    if not (p / "card.json").exists():
+        raise ModelError(f"no DNED edge network is bundled ({p}); train one with python -m engine.train.dned "
+                         "--data DIR --out RUN --export DIR, or use --edges laplacian")
+    return load_dned(p)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engine.train.dned")
     ap.add_argument("--data", help="CamVid-layout dataset")

@@ -48,10 +48,13 @@ def flow_image_at(tl: Timeline, i: int, size_wh: tuple[int, int]) -> np.ndarray:
 
 def render_frames(tl: Timeline, model, stabilize: float = 0.0, seed: int | None = 0,
                   size_wh: tuple[int, int] | None = None, frames: range | None = None, progress=None,
-                  should_stop=None, flow_method: str = "dis", timings: dict | None = None):
+                  should_stop=None, flow_method: str = "dis", timings: dict | None = None, dned=None,
+                  edge_seed: int | None = None):
     """Yield (index, RGB uint8 frame) for the frames of ``frames`` (default: the timeline's range). The
     seed is the same for every frame (multimodal models keep one look); ``stabilize`` in 0..1. S-Flow
-    models take their edge input from the RGB/CG frames when the timeline has them, else from the labels."""
+    models take their edge input from the RGB/CG frames when the timeline has them, else from the labels;
+    with ``dned`` (a :class:`~engine.models.hed.DNED`) the frames' edges come from it, varied by
+    ``edge_seed`` (one re-weighting of its sides for the whole video)."""
     from ..registry import StyleControls, generate
 
     rng = frames if frames is not None else tl.frame_range()
@@ -65,7 +68,13 @@ def render_frames(tl: Timeline, model, stabilize: float = 0.0, seed: int | None 
         if should_stop is not None and should_stop():
             raise VideoCancelled()
         t0 = time.perf_counter()
-        controls = StyleControls(frame=tl.rgb(i)) if edges_from_frames else None
+        controls = None
+        if edges_from_frames:
+            rgb = tl.rgb(i)
+            if dned is not None and rgb is not None:
+                controls = StyleControls(edges=dned.edge_map(rgb, edge_seed))
+            else:
+                controls = StyleControls(frame=rgb)
         img = generate(model, tl.labels(i), None, seed, size_wh, controls=controls)
         t1 = time.perf_counter()
         t["generate"] += t1 - t0
@@ -79,7 +88,7 @@ def render_frames(tl: Timeline, model, stabilize: float = 0.0, seed: int | None 
 
 def render_video(tl: Timeline, model, output: Path | str, stabilize: float = 0.0, seed: int | None = 0,
                  size_wh: tuple[int, int] | None = None, progress=None, should_stop=None,
-                 flow_method: str = "dis") -> VideoResult:
+                 flow_method: str = "dis", dned=None, edge_seed: int | None = None) -> VideoResult:
     """Render the timeline's range to ``output``: an ``.mp4`` file (H.264) or a folder of PNG frames."""
     from .export import Mp4Writer, write_png_frame
 
@@ -92,7 +101,8 @@ def render_video(tl: Timeline, model, output: Path | str, stabilize: float = 0.0
     timings: dict = {}
     notes: list[str] = []
     t0 = time.perf_counter()
-    gen = render_frames(tl, model, stabilize, seed, size_wh, rng, progress, should_stop, flow_method, timings)
+    gen = render_frames(tl, model, stabilize, seed, size_wh, rng, progress, should_stop, flow_method, timings,
+                        dned, edge_seed)
     n, size = 0, None
     if out.suffix.lower() == ".mp4":
         first_i, first = next(gen)

@@ -179,3 +179,25 @@ def test_cli_video_renders_an_mp4_and_png_frames_and_refuses_bad_input(tmp_path,
         rc = main(["video", "-L", str(tmp_path / "lab"), "--size", "64x48", *argv, "-o", o])
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and msg in err[-1], err
+
+
+def test_eval_video_reports_warping_error_fd_and_miou_per_mode(camvid, capsys):
+    import json
+
+    from engine.cli import main
+
+    rc = main(["eval", "--video", "-m", "camvid_spade_demo", "-m", "camvid_spade_demo", "--data", str(camvid),
+               "--limit", "3", "--size", "96x72", "--no-floor", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    res = out["models"][0]
+    assert res["frames"] == 3 and res["size"] == [96, 72] and 0 < res["oracle_miou"] <= 1
+    rows = {r["mode"]: r for r in res["rows"]}
+    assert set(rows) == {"per-frame", "stabilised (RGB flow)", "stabilised (label flow)"}
+    per, rgb = rows["per-frame"], rows["stabilised (RGB flow)"]
+    assert per["warping_error"] > 0 and rgb["warping_error"] < per["warping_error"]      # less flicker
+    assert rgb["warping_error_vs_per_frame"] < 0 and per["warping_error_vs_per_frame"] == 0
+    for r in rows.values():
+        assert 0 <= r["miou"] <= 1 and r["fd_vgg"] >= 0 and r["frames_per_second"] > 0
+    comp = out["against_first_per_frame"]
+    assert len(comp) == 6 and comp[0]["warping_error_change"] == 0 and comp[3]["warping_error_change"] == 0

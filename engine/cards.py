@@ -72,7 +72,8 @@ def read_state_dict(path: Path | str) -> dict:
     raise ModelError(f"{path.name}: holds no tensors (is it a model checkpoint?)")
 
 
-FAMILY_NAMES = {"spade": "SPADE", "groupdnet": "GroupDNet (SMIS)", "pix2pixhd": "pix2pixHD", "sflow": "S-Flow GAN",
+FAMILY_NAMES = {"spade": "SPADE", "groupdnet": "GroupDNet (SMIS)", "pix2pixhd": "pix2pixHD", "sflow": "S-Flow GAN", "dned": "DNED edge network",
+                "segmenter": "segmenter",
                 "photowct": "PhotoWCT", "spade_encoder": "SPADE style encoder",
                 "smis_encoder": "GroupDNet (SMIS) training encoder", "pix2pixhd_encoder": "pix2pixHD feature encoder"}
 GENERATOR_FAMILIES = ("spade", "groupdnet", "pix2pixhd", "sflow")

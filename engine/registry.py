@@ -180,6 +180,11 @@ def _read_model(spec) -> tuple[str, dict, dict, dict | None, Path]:
     if path.is_dir():
         card = load_card(path, verify=True)
         files = card.get("files", {})
+        if card.get("family") not in GENERATOR_FAMILIES:
+            from .cards import FAMILY_NAMES
+
+            fam = card.get("family")
+            raise ModelError(f"{path.name} is a {FAMILY_NAMES.get(fam, fam)} model, not an image generator")
         if "generator" not in files:
             raise ModelError(f"{path.name}: card names no generator file")
         sd = read_state_dict(path / files["generator"]["path"])

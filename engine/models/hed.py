@@ -131,9 +131,10 @@ def load_hed(path: Path | str | None = None) -> HED:
 class DNED(nn.Module):
     """S-Flow's edge network: HED sides, a learned fusion, varied maps by re-weighting the sides."""
 
-    def __init__(self, hed: HED | None = None):
+    def __init__(self, hed: HED | None = None, threshold: float = 0.5):
         super().__init__()
         self.hed = hed if hed is not None else HED()
+        self.threshold = threshold          # calibrated on export: the Laplacian maps' edge density
 
     def side_gain(self, seed: int | None, spread: float) -> torch.Tensor | None:
         if seed is None or spread <= 0:
@@ -147,7 +148,11 @@ class DNED(nn.Module):
 
     @torch.inference_mode()
     def edge_map(self, rgb: np.ndarray, seed: int | None = None, spread: float = 0.5,
-                 threshold: float | None = 0.5) -> np.ndarray:
-        """(H, W) float32 edges of an RGB frame: probabilities, or 0/1 at ``threshold``."""
+                 threshold: float | None | str = "calibrated") -> np.ndarray:
+        """(H, W) float32 edges of an RGB frame: probabilities (``threshold`` None), or 0/1 at
+        ``threshold`` (default: the network's calibrated one)."""
         p = self(HED.preprocess(rgb).to(next(self.parameters()).device), seed, spread)[0, 0].float().cpu().numpy()
-        return p if threshold is None else (p >= threshold).astype(np.float32)
+        if threshold is None:
+            return p
+        t = self.threshold if threshold == "calibrated" else float(threshold)
+        return (p >= t).astype(np.float32)

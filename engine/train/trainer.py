@@ -84,6 +84,13 @@ class TrainConfig:
     lambda_flow: float = 10.0                # the flow-consistency loss between the generated pair
     label_edge_prob: float = 0.25            # share of samples whose edge input is the label boundaries
     motion_px: float = 6.0                   # scale of the random smooth homographies (pixels at the border)
+    # SIMGAN (text-guided edits)
+    ca_dim: int = 64                         # conditioning-augmentation code size
+    lambda_cycle: float = 10.0
+    lambda_ca: float = 1.0
+    lambda_pair: float = 0.0                 # L1 to the recoloured target (our addition; 0 = the paper's losses)
+    lr_halve_epochs: float = 50.0
+    heldout: list | None = None              # [[class, colour], ...] never trained on (None: the CamVid list)
     amp: bool = True                         # mixed precision on CUDA (ignored elsewhere)
     vgg_scale: float = 1.0                   # VGG loss on images scaled by this factor (CPU presets: 0.5)
     # bookkeeping
@@ -240,9 +247,10 @@ class GANTrainer:
                 raise ValueError(f"option '{k}' cannot change when resuming (it defines the networks or data)")
             d[k] = list(v) if isinstance(v, tuple) else v
         family = st.get("family", "spade")
-        if family not in TRAINERS:
-            raise ValueError(f"{p}: a '{family}' run; this version trains {', '.join(TRAINERS)}")
-        tr = TRAINERS[family](TrainConfig.from_dict(d), run_dir, log=log, dist=dist)
+        trainers = all_trainers()
+        if family not in trainers:
+            raise ValueError(f"{p}: a '{family}' run; this version trains {', '.join(trainers)}")
+        tr = trainers[family](TrainConfig.from_dict(d), run_dir, log=log, dist=dist)
         tr.load_state(st)
         return tr
 
@@ -662,7 +670,15 @@ TRAINERS = {"spade": SpadeTrainer, "pix2pixhd": Pix2PixHDTrainer, "groupdnet": G
             "sflow": SFlowTrainer}
 
 
+def all_trainers() -> dict:
+    """Every family's trainer (SIMGAN's lives in its own module, which imports this one)."""
+    from .simgan import SimganTrainer
+
+    return {**TRAINERS, "simgan": SimganTrainer}
+
+
 def make_trainer(cfg: TrainConfig, run_dir: Path | str, log=None, dist: Distributed | None = None) -> GANTrainer:
-    if cfg.family not in TRAINERS:
-        raise ValueError(f"unknown family '{cfg.family}'; this version trains {', '.join(TRAINERS)}")
-    return TRAINERS[cfg.family](cfg, run_dir, log=log, dist=dist)
+    trainers = all_trainers()
+    if cfg.family not in trainers:
+        raise ValueError(f"unknown family '{cfg.family}'; this version trains {', '.join(trainers)}")
+    return trainers[cfg.family](cfg, run_dir, log=log, dist=dist)

@@ -1,0 +1,183 @@
+"""SIMGAN trainer: text-guided edits learnt from captioned, recoloured scenes.
+
+Each sample is a labelled training photo ``x`` at the run's size. Its describable classes get colour
+names (:mod:`engine.text.captions`); one or two of them are recoloured in Lab to another basic colour,
+giving ``x'`` and the caption pair ``t`` (what ``x`` shows of those classes) and ``t_bar`` (what ``x'``
+shows). Captions come in three forms: single-attribute ("the car is red"), two attributes joined by
+"and", and the full scene description. (Class, colour) combinations listed in ``heldout`` never appear
+in training captions or recolourings; ``eval --text`` asks for them.
+
+Losses (paper eq. 1-4, lambda_a = 1, lambda_c = 10, lambda_ca = 1):
+- L_a, LSGAN with the three terms: D(real, matching text) -> 1 (both x with t and x' with t_bar),
+  D(real, mismatched text) -> 0 (x with t_bar, x' with t), D(G(x, t_bar), t_bar) -> 0; G wants 1.
+- L_c = |G(G(x, t_bar), t) - x|_1, the reconstruction using the text code's mean (no sampling).
+- L_ca = KL of the conditioning augmentation, on the forward generation only.
+- Our addition, ``lambda_pair`` (0 turns it off): |G(x, t_bar) - x'|_1. The recolouring gives a target
+  the paper's caption datasets never had; it shortens CPU training a great deal.
+
+Adam 2e-4 (beta1 0.5), the learning rate halved every ``lr_halve_epochs`` epochs.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..models.simgan import SimganConfig, SimganDiscriminator, SimganGenerator, kl_ca
+from ..text import captions as cap
+from .trainer import GANTrainer, StepSampler
+
+# (class, colour) combinations kept out of training for the CamVid preset (eval --text asks for them)
+HELDOUT_CAMVID = [["car", "red"], ["sky", "orange"], ["building", "blue"], ["tree", "yellow"],
+                  ["road", "brown"], ["pavement", "pink"], ["fence", "purple"]]
+
+
+class SimganTrainer(GANTrainer):
+    family, title = "simgan", "SIMGAN"
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.check_size(4, "(two stride-2 stages)")
+        self.mcfg = SimganConfig(ngf=cfg.ngf, ndf=cfg.ndf, ca_dim=cfg.ca_dim)
+        self.G = SimganGenerator(self.mcfg).to(self.device)
+        self.D = SimganDiscriminator(self.mcfg).to(self.device)
+        self.heldout = {tuple(p) for p in (cfg.heldout if cfg.heldout is not None else HELDOUT_CAMVID)}
+        self._enc = None
+        self.vgg = None                       # SIMGAN has no perceptual loss
+
+    @property
+    def encoder(self):
+        if self._enc is None:
+            from ..text.encoder import text_encoder
+
+            self._enc = text_encoder()
+            self._enc.load_cache(self.run_dir / "text_cache.npz")
+        return self._enc
+
+    def save(self):
+        p = super().save()
+        if self.dist.is_main and self._enc is not None:
+            self._enc.save_cache(self.run_dir / "text_cache.npz")
+        return p
+
+    # ---- data --------------------------------------------------------------------------------
+    def colours_for(self, cls: str, current: str) -> list[str]:
+        return [k for k in cap.COLOURS if k != current and (cls, k) not in self.heldout]
+
+    def make_pair(self, img: np.ndarray, lab: np.ndarray, rng: np.random.Generator):
+        """(x, x', t, t_bar) for one training crop."""
+        cols = cap.scene_colours(img, lab, self.ls)
+        cols = {c: rc for c, rc in cols.items() if (c, rc.name) not in self.heldout}
+        if not cols:
+            return img, img, "a street scene", "a street scene"
+        names = list(cols)
+        k = 1 if len(names) == 1 or rng.random() < 0.65 else 2
+        pick = [names[i] for i in rng.choice(len(names), k, replace=False)]
+        x2 = img
+        lab_img = None
+        targets = {}
+        for c in pick:
+            colour = str(rng.choice(self.colours_for(c, cols[c].name)))
+            x2 = cap.recolour(x2, lab == self.ls.index_of(c), colour, rng, lab=lab_img)
+            targets[c] = colour
+        form = rng.random()
+        if form < 0.8:
+            t = " and ".join(cap.attribute_caption(c, cols[c].name) for c in pick)
+            tb = " and ".join(cap.attribute_caption(c, targets[c]) for c in pick)
+        else:                                           # full scene descriptions of x and x'
+            after = dict(cols)
+            new = cap.scene_colours(x2, lab, self.ls, classes=pick)
+            after.update(new)
+            if any((c, rc.name) in self.heldout for c, rc in new.items()):
+                return self.make_pair(img, lab, rng)
+            order = [names[i] for i in rng.permutation(len(names))]
+            t = ", ".join(f"{cols[c].name} {cap._noun(c, False)[0]}" for c in order)
+            tb = ", ".join(f"{after[c].name} {cap._noun(c, False)[0]}" for c in order)
+        return img, x2, t, tb
+
+    def batch_for(self, step: int):
+        data = self.load_data()
+        sampler = StepSampler(len(data), self.cfg.batch, self.cfg.seed, self.dist.rank, self.dist.world)
+        idx, rng = sampler.indices(step)
+        xs, x2s, ts, tbs = [], [], [], []
+        for i in idx:
+            img, lab, _ = data.get_with_instances(i, self.cfg.size, rng, self.cfg.scale_aug, self.cfg.flip)
+            x, x2, t, tb = self.make_pair(img, lab, rng)
+            xs.append(x)
+            x2s.append(x2)
+            ts.append(t)
+            tbs.append(tb)
+        emb = self.encoder.encode(ts + tbs)
+        n = len(ts)
+
+        def tens(a):
+            return torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(self.device)
+
+        e = torch.from_numpy(emb).to(self.device)
+        return tens(xs), tens(x2s), e[:n], e[n:]
+
+    # ---- one iteration -----------------------------------------------------------------------
+    def set_lr(self) -> None:
+        """Halved every ``lr_halve_epochs`` epochs (the paper: every 50 of 600)."""
+        per_epoch = max(1, len(self.load_data()) // (self.cfg.batch * self.dist.world))
+        f = 0.5 ** (self.step // max(1, int(self.cfg.lr_halve_epochs * per_epoch)))
+        for opt, base in zip((self.opt_g, self.opt_d), self.base_lrs):
+            for g in opt.param_groups:
+                g["lr"] = base * f
+
+    def train_step(self, x, x2, t, tb) -> dict[str, float]:
+        import math
+
+        cfg = self.cfg
+        self.set_lr()
+        for p in self.D.parameters():
+            p.requires_grad_(False)
+        with self.autocast():
+            fake, mu, logvar = self.G_t(x, tb, sample=True)
+            rec, _, _ = self.G_t(fake, t, sample=False)
+            losses = {"GAN": ((self.D(fake, tb) - 1) ** 2).mean(),
+                      "Cycle": F.l1_loss(rec, x) * cfg.lambda_cycle,
+                      "CA_KL": kl_ca(mu, logvar) * cfg.lambda_ca}
+            if cfg.lambda_pair > 0:
+                losses["Pair"] = F.l1_loss(fake, x2) * cfg.lambda_pair
+            g_loss = sum(losses.values())
+        self.backward_step(g_loss, self.opt_g, 0)
+        for p in self.D.parameters():
+            p.requires_grad_(True)
+        with self.autocast():
+            n = x.shape[0]
+            pred = self.D_t(torch.cat([x, x2, x, x2, fake.detach()]), torch.cat([t, tb, tb, t, tb]))
+            real, mis, fk = pred[:2 * n], pred[2 * n:4 * n], pred[4 * n:]
+            d_loss = ((real - 1) ** 2).mean() + (mis ** 2).mean() + (fk ** 2).mean()
+        self.backward_step(d_loss, self.opt_d, 1)
+        out = {k: float(v.detach()) for k, v in losses.items()}
+        out["D"] = float(d_loss.detach())
+        out = self.dist.mean(out)
+        for k, v in out.items():
+            if not math.isfinite(v):
+                raise FloatingPointError(f"loss {k} became {v} at step {self.step}; lower the learning rate "
+                                         "or resume from the last checkpoint")
+        return out
+
+    def fake(self, x, x2, t, tb):
+        return self.G(x, tb, sample=False)[0]
+
+    def sample_grid(self, n: int = 4) -> Image.Image:
+        """Rows of source | recoloured target | edit, for fixed samples."""
+        data = self.load_data()
+        rng = np.random.default_rng(12345)
+        idx = np.linspace(0, len(data) - 1, min(n, len(data))).astype(int)
+        rows = []
+        self.G.eval()
+        for i in idx:
+            img, lab, _ = data.get_with_instances(int(i), self.cfg.size)
+            x, x2, t, tb = self.make_pair(img, lab, rng)
+            e = torch.from_numpy(self.encoder.encode([tb])).to(self.device)
+            xt = torch.from_numpy(x).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.device)
+            with torch.no_grad():
+                y = self.G(xt, e, sample=False)[0]
+            yy = ((y[0].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+            rows.append(np.concatenate([x, x2, yy], 1))
+        self.G.train()
+        return Image.fromarray(np.concatenate(rows, 0))

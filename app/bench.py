@@ -508,6 +508,51 @@ def bench_video(n: int = 16) -> dict:
     return out
 
 
+def bench_text(n: int = 10, model: str | None = None) -> dict:
+    """Text-edit latency at 256x192 after the model and the text encoder are loaded: whole-image edits
+    and class-limited ones (mask given), a new prompt each time (the encoder runs) and a repeated one
+    (its embedding is cached). The baseline is the same edit run at the full 256x192 instead of the
+    model's working size."""
+    from PIL import Image
+
+    from engine.registry import catalog
+    from engine.text.edit import edit, load_editor, work_size
+
+    if model is None:
+        found = [e for e in catalog() if e["where"] == "bundled" and e.get("family") == "simgan" and e["state"] == "ok"]
+        if not found:
+            return {"unavailable": "no bundled SIMGAN model yet"}
+        model = found[0]["path"]
+    ed = load_editor(model)
+    root = _shared_dir() / "datasets" / "camvid_segnet"
+    names = sorted(p.name for p in (root / "val").iterdir())[:n]
+    imgs = [np.asarray(Image.open(root / "val" / k).convert("RGB").resize((256, 192), Image.BILINEAR)) for k in names]
+    mask = np.zeros((192, 256), bool)
+    mask[:80] = True
+    colours = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey"]
+    edit(ed, imgs[0], "the sky is red")
+
+    def timed(fn):
+        ts = []
+        for i, im in enumerate(imgs):
+            t0 = time.perf_counter()
+            fn(i, im)
+            ts.append((time.perf_counter() - t0) * 1000)
+        return _pct(ts, 50), _pct(ts, 95)
+
+    new = timed(lambda i, im: edit(ed, im, f"the building is {colours[i % len(colours)]} and the road is "
+                                          f"{colours[(i * 3 + 1) % len(colours)]}", seed=i))
+    cached = timed(lambda i, im: edit(ed, im, "the sky is red", seed=i))
+    masked = timed(lambda i, im: edit(ed, im, "the sky is red", mask=mask, seed=i))
+    ed.resolution = (256, 192)                       # baseline: the generator at the full size
+    full = timed(lambda i, im: edit(ed, im, "the sky is red", seed=i))
+    return {"model": ed.name, "size": [256, 192], "work_size": list(work_size(load_editor(model), 256, 192)),
+            "new_prompt_p50_ms": round(new[0], 1), "new_prompt_p95_ms": round(new[1], 1),
+            "cached_prompt_p50_ms": round(cached[0], 1), "cached_prompt_p95_ms": round(cached[1], 1),
+            "class_limited_p50_ms": round(masked[0], 1), "baseline_full_size_p50_ms": round(full[0], 1),
+            "speedup_vs_full_size": round(full[0] / cached[0], 2), "target_ms": 300}
+
+
 def bench_first_window(runs: int = 3) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
     vals, wall = [], []
@@ -528,7 +573,7 @@ def bench_first_window(runs: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="semstudio bench")
     p.add_argument("--json", action="store_true")
-    kinds = ["dab", "generate", "window", "spade_coco", "pix2pixhd", "smoothing", "training", "eval", "video"]
+    kinds = ["dab", "generate", "window", "spade_coco", "pix2pixhd", "smoothing", "training", "eval", "video", "text"]
     p.add_argument("--only", choices=kinds, action="append")
     p.add_argument("--rss-probe", help=argparse.SUPPRESS)
     p.add_argument("--smooth-probe", nargs=2, help=argparse.SUPPRESS)
@@ -562,6 +607,8 @@ def main(argv: list[str] | None = None) -> int:
         res["eval_throughput"] = bench_eval()
     if "video" in only:
         res["video_256x192"] = bench_video()
+    if "text" in only:
+        res["text_edit_256x192"] = bench_text()
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -601,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{e['generator_seconds_per_image']:.2f} s/image")
         if "video_256x192" in res:
             print("video 256x192: " + json.dumps(res["video_256x192"]))
+        if "text_edit_256x192" in res:
+            print("text edit 256x192: " + json.dumps(res["text_edit_256x192"]))
     return 0
 
 

@@ -66,6 +66,23 @@ class VideoRequest(Request):
 
 
 @dataclass
+class TextEditRequest(Request):
+    """A text-guided edit of ``image`` ((H, W, 3) uint8) by a SIMGAN model; the result is an
+    engine.text.edit.EditResult (image, what the prompt was understood as, warnings)."""
+
+    image: np.ndarray
+    prompt: str
+    mask: np.ndarray | None = None            # (H, W) bool region limit; outside stays bit-identical
+    mask_class: str | None = None             # or a class, from ``labels`` / the segmenter's auto-labels
+    labels: np.ndarray | None = None
+    seed: int = 0
+    sample: bool = True
+    prompt2: str | None = None                # interpolation target
+    alpha: float = 0.0
+    model: str | None = None                  # SIMGAN folder or name; None = bundled
+
+
+@dataclass
 class LoadModelRequest(Request):
     model: str | None = None
 

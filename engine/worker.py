@@ -19,7 +19,7 @@ from collections import deque
 from typing import Callable
 
 from .api import (CallableRequest, Event, GenerateRequest, GenerateResult, LoadModelRequest, Request, StylizeRequest,
-                  VideoRequest)
+                  TextEditRequest, VideoRequest)
 
 
 class Cancelled(Exception):
@@ -59,6 +59,7 @@ class Worker:
         self._stop = False
         self._manager = None
         self._photowct = None            # (spec, PhotoWCT) of the last stylization
+        self._editor = None              # (spec, TextEditor) of the last text edit
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -190,9 +191,20 @@ class Worker:
             return run_stylize(req, ctx)
         if isinstance(req, VideoRequest):
             return run_video(req, ctx)
+        if isinstance(req, TextEditRequest):
+            return run_text_edit(req, ctx)
         if isinstance(req, CallableRequest):
             return req.fn(ctx)
         raise TypeError(f"no handler for {req.kind}")
+
+    def text_editor(self, spec):
+        """The SIMGAN editor for ``spec`` (kept for the next request; one at a time)."""
+        key = str(spec)
+        if self._editor is None or self._editor[0] != key:
+            from .text.edit import load_editor
+
+            self._editor = (key, load_editor(spec, device=str(self.device)))
+        return self._editor[1]
 
     def photowct(self, spec):
         """The PhotoWCT networks for ``spec`` (kept for the next request; one at a time)."""
@@ -229,6 +241,25 @@ def run_stylize(req: StylizeRequest, ctx: JobContext):
         raise Cancelled() from None
     res.info["seconds"] = time.perf_counter() - t0
     return res
+
+
+def run_text_edit(req: TextEditRequest, ctx: JobContext):
+    """Prompt -> edited image; the text encoder loads on first use (progress says so)."""
+    from .text.edit import class_mask, edit
+    from .text.encoder import text_encoder
+
+    ctx.progress(0.0, "loading text-edit model")
+    ed = ctx.worker.text_editor(req.model)
+    ctx.progress(0.2, "loading text encoder")
+    text_encoder()
+    ctx.check_cancelled()
+    mask = req.mask
+    if mask is None and req.mask_class:
+        ctx.progress(0.4, f"finding '{req.mask_class}'")
+        mask, _src = class_mask(ed, req.image, req.mask_class, req.labels)
+    ctx.progress(0.6, "editing")
+    return edit(ed, req.image, req.prompt, mask=mask, seed=req.seed, sample=req.sample, prompt2=req.prompt2,
+                alpha=req.alpha)
 
 
 def run_video(req: VideoRequest, ctx: JobContext):

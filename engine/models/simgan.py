@@ -67,11 +67,17 @@ class CondAug(nn.Module):
     def __init__(self, text_dim: int, ca_dim: int):
         super().__init__()
         self.fc = nn.Linear(text_dim, ca_dim * 2)
+        with torch.no_grad():
+            # Start with the text audible over the noise: the default init gives the mean components of
+            # ~0.03 against a unit standard deviation, and the generator learns to ignore the code
+            # before the text can get through (observed on CamVid). Means of ~0.3 and sigma 0.14 at
+            # the start; the KL term then decides how much noise the trained model keeps.
+            self.fc.weight.mul_(10.0)
+            self.fc.bias[ca_dim:].fill_(-4.0)
 
     def forward(self, emb: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None,
                 eps: torch.Tensor | None = None):
-        h = F.leaky_relu(self.fc(emb), 0.2)
-        mu, logvar = h.chunk(2, dim=1)
+        mu, logvar = self.fc(emb).chunk(2, dim=1)
         if not sample:
             return mu, mu, logvar
         if eps is None:

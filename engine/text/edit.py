@@ -157,7 +157,7 @@ def edit(editor: TextEditor, image: np.ndarray, prompt: str, mask: np.ndarray | 
         e = e2 if e is None else (1.0 - alpha) * e + alpha * e2
     ww, wh = work_size(editor, w, h)
     small = cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA) if (ww, wh) != (w, h) else img
-    x = torch.from_numpy(small).permute(2, 0, 1)[None].float().div(127.5).sub(1.0).to(editor.device)
+    x = torch.from_numpy(np.array(small)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0).to(editor.device)
     et = torch.from_numpy(np.asarray(e, np.float32))[None].to(editor.device)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     eps = torch.randn((1, editor.G.cfg.ca_dim), generator=gen).to(editor.device)

@@ -18,7 +18,7 @@ def run_editor(argv: list[str]) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="semstudio", description="Semantic Studio editor")
-    p.add_argument("file", nargs="?", help="label map to open (default: the demo scene)")
+    p.add_argument("file", nargs="?", help="project (.semstudio) or label map to open (default: the demo scene)")
     p.add_argument("-m", "--model", help="model folder or checkpoint (default: the bundled demo model)")
     p.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -44,6 +44,7 @@ def run_editor(argv: list[str]) -> int:
         QTimer.singleShot(0, report)
     else:
         QTimer.singleShot(200, lambda: win.client.preload(args.model))   # warm the model after the window is up
+        QTimer.singleShot(300, win.offer_recovery)                        # after a crash: offer the autosave
     return app.exec()
 
 

@@ -17,12 +17,16 @@ class ActionSpec:
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("open_labels", "&Open Label Map…", QKeySequence.StandardKey.Open, "fa6s.folder-open",
+    ActionSpec("open", "&Open…", QKeySequence.StandardKey.Open, "fa6s.folder-open",
+               "Open a project (.semstudio) or a label map (indexed, grey-id or colour-coded PNG)"),
+    ActionSpec("save_project", "&Save Project", QKeySequence.StandardKey.Save, "fa6s.floppy-disk",
+               "Save everything (labels, photo, result, settings) as a .semstudio project"),
+    ActionSpec("save_project_as", "Save Project &As…", QKeySequence.StandardKey.SaveAs, None, ""),
+    ActionSpec("open_labels", "&Import Label Map…", "Ctrl+Shift+L", None,
                "Open an indexed, grey-id or colour-coded label PNG"),
     ActionSpec("open_photo", "Open &Photo…", "Ctrl+Shift+O", "fa6s.image", "Show a photo under the labels"),
-    ActionSpec("save_labels", "&Save Label Map", QKeySequence.StandardKey.Save, "fa6s.floppy-disk",
-               "Save the label map as an indexed PNG"),
-    ActionSpec("save_labels_as", "Save Label Map &As…", QKeySequence.StandardKey.SaveAs, None, ""),
+    ActionSpec("save_labels", "Export &Label Map", None, None, "Save the label map as an indexed PNG"),
+    ActionSpec("save_labels_as", "Export Label Map &As…", None, None, ""),
     ActionSpec("export_result", "&Export Result…", "Ctrl+E", "fa6s.file-export", "Save the generated image"),
     ActionSpec("quit", "&Quit", QKeySequence.StandardKey.Quit, None, ""),
     ActionSpec("undo", "&Undo", QKeySequence.StandardKey.Undo, "fa6s.rotate-left", ""),

@@ -99,8 +99,18 @@ class MainWindow(QMainWindow):
         self.canvas.brush_size_changed.connect(lambda v: self.settings.set("brush_size", v))
         self.canvas.current_class = self.doc.labelset.index_of("road") if "road" in self.doc.labelset.names() else 0
         self.palette_panel.select(self.canvas.current_class)
+        import os
+        import time as _time
+
+        from PySide6.QtCore import QTimer
+
+        self.session = f"{os.getpid()}-{int(_time.time())}"
+        self._autosaving = False
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.set_autosave_interval(int(self.settings.get("autosave_seconds", 60)))
         if labels_path is not None:
-            self.open_labels(labels_path)
+            self.open_file(labels_path)
         self._update_title()
 
     # ---- construction ------------------------------------------------------------------------
@@ -108,7 +118,11 @@ class MainWindow(QMainWindow):
         a = self.actions_
         mb = self.menuBar()
         m = mb.addMenu("&File")
-        for k in ("open_labels", "open_photo", None, "save_labels", "save_labels_as", "export_result", None, "quit"):
+        m.addAction(a["open"])
+        self.recent_menu = m.addMenu("Open &Recent")
+        self._rebuild_recent()
+        for k in ("save_project", "save_project_as", None, "open_labels", "open_photo", "save_labels",
+                  "save_labels_as", "export_result", None, "quit"):
             m.addSeparator() if k is None else m.addAction(a[k])
         m = mb.addMenu("&Edit")
         m.addAction(a["undo"])
@@ -134,7 +148,7 @@ class MainWindow(QMainWindow):
         tb.setObjectName("tools_toolbar")
         tb.setIconSize(QSize(18, 18))
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        for k in ("open_labels", "save_labels", None, "undo", "redo", None, "tool_brush", "tool_eraser", "tool_fill",
+        for k in ("open", "save_project", None, "undo", "redo", None, "tool_brush", "tool_eraser", "tool_fill",
                   "tool_picker", "fill_global"):
             tb.addSeparator() if k is None else tb.addAction(a[k])
         tb.addWidget(QLabel(" Size "))
@@ -158,6 +172,9 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         a, c, d = self.actions_, self.canvas, self.doc
+        a["open"].triggered.connect(lambda: self.open_file())
+        a["save_project"].triggered.connect(lambda: self.save_project())
+        a["save_project_as"].triggered.connect(lambda: self.save_project(ask=True))
         a["open_labels"].triggered.connect(lambda: self.open_labels())
         a["open_photo"].triggered.connect(lambda: self.open_photo())
         a["save_labels"].triggered.connect(lambda: self.save_labels())
@@ -242,10 +259,137 @@ class MainWindow(QMainWindow):
             return False
         return True
 
+    def open_file(self, path: Path | str | None = None) -> bool:
+        """A project (.semstudio) or a label map, by extension."""
+        from .io.project import SUFFIX
+
+        path = path or self._ask_path(False, "Open", f"Projects and label maps (*{SUFFIX} *.png *.tif *.bmp);;"
+                                      f"Projects (*{SUFFIX});;Label maps (*.png *.tif *.bmp)")
+        if not path:
+            return False
+        if Path(path).suffix.lower() == SUFFIX:
+            return self.open_project(path)
+        return self.open_labels(path)
+
+    def open_project(self, path: Path | str) -> bool:
+        from .io.project import ProjectError
+
+        try:
+            self.doc.open_project(path)
+        except (ProjectError, OSError) as e:
+            self.show_error("Cannot open project", str(e))
+            return False
+        self.palette_panel.set_labelset(self.doc.labelset)
+        self.result_view.set_image(self.doc.result)
+        self.canvas.fit()
+        self._add_recent(path)
+        self._update_title()
+        return True
+
+    def save_project(self, path: Path | str | None = None, ask: bool = False) -> bool:
+        from .io.project import SUFFIX
+
+        cur = self.doc.path if self.doc.path is not None and self.doc.path.suffix.lower() == SUFFIX else None
+        if path is None and (ask or cur is None):
+            stem = self.doc.path.stem if self.doc.path else "scene"
+            path = self._ask_path(True, "Save project", f"Semantic Studio project (*{SUFFIX})", stem + SUFFIX)
+            if not path:
+                return False
+        path = Path(path or cur)
+        if path.suffix.lower() != SUFFIX:
+            path = path.with_name(path.name + SUFFIX)
+        if not self._guarded("Cannot save project", lambda: self.doc.save_project(path)):
+            return False
+        self._add_recent(path)
+        self._update_title()
+        return True
+
+    # ---- autosave, recovery, recent files ----------------------------------------------------
+    def set_autosave_interval(self, seconds: int) -> None:
+        self.autosave_timer.stop()
+        if seconds > 0:
+            self.autosave_timer.start(int(seconds) * 1000)
+
+    def autosave(self, wait: bool = False) -> bool:
+        """Write the document to the autosave folder (PNG encoding off the UI thread) when modified."""
+        import threading
+
+        from .io.project import write_autosave
+
+        if not self.doc.modified or self._autosaving:
+            return False
+        proj, session, original = self.doc.to_project(), self.session, self.doc.path
+        self._autosaving = True
+
+        def run():
+            try:
+                write_autosave(proj, session, original)
+            except Exception as e:  # noqa: BLE001 - autosave must never take the editor down
+                self.last_error = f"autosave failed: {e}"
+            finally:
+                self._autosaving = False
+        t = threading.Thread(target=run, name="autosave", daemon=True)
+        t.start()
+        if wait:
+            t.join()
+        return True
+
+    def offer_recovery(self, accept: bool | None = None) -> bool:
+        """After a crash: offer the newest autosave left by a dead editor. ``accept`` answers for tests."""
+        from datetime import datetime
+
+        from .io.project import clear_autosave, load_project, recoverable
+
+        found = recoverable()
+        if not found:
+            return False
+        e = found[0]
+        when = datetime.fromtimestamp(e["mtime"]).strftime("%Y-%m-%d %H:%M")
+        if accept is None:
+            if not self.interactive_errors:
+                return False
+            what = f" of {Path(e['original']).name}" if e.get("original") else ""
+            r = QMessageBox.question(self, APP_NAME, f"Semantic Studio did not close properly. Recover the unsaved "
+                                     f"work{what} autosaved at {when}?")
+            accept = r == QMessageBox.StandardButton.Yes
+        if accept:
+            from .io.project import ProjectError
+
+            try:
+                p = load_project(e["path"])
+            except ProjectError as err:
+                self.show_error("Cannot recover", str(err))
+                return False
+            self.doc.apply_project(p, None)
+            self.doc.undo_stack.resetClean()            # recovered work is unsaved until the user saves it
+            self.palette_panel.set_labelset(self.doc.labelset)
+            self.result_view.set_image(self.doc.result)
+            self._update_title()
+        for f in found:
+            clear_autosave(f["session"])
+        return bool(accept)
+
+    def _add_recent(self, path) -> None:
+        p = str(Path(path).resolve())
+        recent = [r for r in self.settings.get("recent", []) if r != p]
+        self.settings.set("recent", [p] + recent[:9])
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
+        m = self.recent_menu
+        m.clear()
+        recent = self.settings.get("recent", [])
+        for r in recent:
+            act = m.addAction(Path(r).name)
+            act.setToolTip(r)
+            act.triggered.connect(lambda _=False, r=r: self.open_file(r))
+        m.setEnabled(bool(recent))
+
     def open_labels(self, path: Path | str | None = None) -> bool:
         path = path or self._ask_path(False, "Open label map", "Label maps (*.png *.tif *.bmp)")
         if not path or not self._guarded("Cannot open label map", lambda: self.doc.open_labels(path)):
             return False
+        self._add_recent(path)
         self.result_view.set_image(None)
         self.canvas.fit()
         self._update_title()
@@ -314,14 +458,18 @@ class MainWindow(QMainWindow):
     # ---- lifecycle ---------------------------------------------------------------------------
     def closeEvent(self, ev) -> None:  # noqa: N802
         if self.doc.modified and self.interactive_errors:
-            r = QMessageBox.question(self, APP_NAME, "The label map has unsaved changes. Save before closing?",
+            r = QMessageBox.question(self, APP_NAME, "The project has unsaved changes. Save before closing?",
                                      QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                                      | QMessageBox.StandardButton.Cancel)
             if r == QMessageBox.StandardButton.Cancel:
                 ev.ignore()
                 return
-            if r == QMessageBox.StandardButton.Save and not self.save_labels():
+            if r == QMessageBox.StandardButton.Save and not self.save_project():
                 ev.ignore()
                 return
+        from .io.project import clear_autosave
+
+        self.autosave_timer.stop()
+        clear_autosave(self.session)                   # a normal close: nothing to recover
         self.client.shutdown()
         super().closeEvent(ev)

@@ -47,6 +47,7 @@ class Document(QObject):
         self.labels = np.full((h, w), self.labelset.erase_index, dtype=np.uint8)
         self.photo: np.ndarray | None = None
         self.result: np.ndarray | None = None
+        self.settings: dict = {}             # per-project settings (model, seed, prompt, ...), JSON values
         self.path: Path | None = None
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -94,6 +95,42 @@ class Document(QObject):
         if path is None:
             raise ValueError("no file name to save to")
         write_label_png(path, self.labels, self.labelset)
+        self.path = path
+        self.undo_stack.setClean()
+        return path
+
+    # ---- project files -----------------------------------------------------------------------
+    def to_project(self):
+        from ..io.project import Project
+
+        return Project(self.labelset, self.labels.copy(), photo=self.photo, result=self.result,
+                       settings=dict(self.settings))
+
+    def apply_project(self, p, path: Path | None) -> None:
+        """Replace the document by a loaded project (already fully read and checked)."""
+        self.labelset = p.labelset
+        self.labels = np.ascontiguousarray(p.labels.astype(np.uint8))
+        self.photo, self.result = p.photo, p.result
+        self.settings = dict(p.settings)
+        self.path = path
+        self.undo_stack.clear()
+        self.layers_changed.emit()
+        self.labels_changed.emit(None)
+
+    def open_project(self, path: Path | str) -> None:
+        """Read a ``.semstudio`` project; on failure raise ProjectError and leave the document as it was."""
+        from ..io.project import load_project
+
+        path = Path(path)
+        self.apply_project(load_project(path), path)
+
+    def save_project(self, path: Path | str | None = None) -> Path:
+        from ..io.project import SUFFIX, save_project
+
+        path = Path(path) if path else self.path
+        if path is None or path.suffix.lower() != SUFFIX:
+            raise ValueError(f"a project is saved as a {SUFFIX} file")
+        save_project(self.to_project(), path)
         self.path = path
         self.undo_stack.setClean()
         return path

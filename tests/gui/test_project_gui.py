@@ -1,0 +1,86 @@
+"""Projects in the editor: save/open round trip, a bad file keeps the document, autosave and recovery,
+recent files."""
+import numpy as np
+import pytest
+
+from app.main_window import MainWindow
+from app.settings import Settings
+from engine.paths import demo_dir
+
+
+@pytest.fixture
+def win(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMSTUDIO_DATA_DIR", str(tmp_path / "data"))
+    w = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False,
+                   settings=Settings(tmp_path / "settings.json"))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.client.shutdown()
+
+
+def test_project_round_trip_and_recent(win, tmp_path, camvid):
+    win.doc.fill(10, 10, 8)
+    win.open_photo(camvid / "val" / "0016E5_07959.png")
+    win.doc.set_result(np.full((360, 480, 3), 77, np.uint8))
+    win.doc.settings["seed"] = 5
+    assert win.doc.modified
+    f = tmp_path / "scene"                               # the suffix is added
+    assert win.save_project(f)
+    f = tmp_path / "scene.semstudio"
+    assert f.exists() and not win.doc.modified and win.windowTitle().startswith("scene.semstudio")
+    labels, photo = win.doc.labels.copy(), win.doc.photo.copy()
+    win.open_labels(demo_dir() / "scene_labels.png")
+    assert not np.array_equal(win.doc.labels, labels)
+    assert win.open_file(f)
+    assert np.array_equal(win.doc.labels, labels) and np.array_equal(win.doc.photo, photo)
+    assert win.doc.result[0, 0, 0] == 77 and win.doc.settings["seed"] == 5
+    assert win.settings.get("recent")[0].endswith("scene.semstudio")
+    assert [a.text() for a in win.recent_menu.actions()][0] == "scene.semstudio"
+
+
+def test_bad_project_keeps_the_document(win, tmp_path):
+    bad = tmp_path / "broken.semstudio"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    before = win.doc.labels.copy()
+    win.doc.fill(10, 10, 8)
+    edited = win.doc.labels.copy()
+    assert not win.open_file(bad)
+    assert "not a Semantic Studio project" in win.last_error
+    assert np.array_equal(win.doc.labels, edited) and not np.array_equal(before, edited) and win.doc.modified
+
+
+def test_autosave_then_recovery_after_a_crash(win, qtbot, tmp_path):
+    import json
+
+    from app.io.project import autosave_path, recoverable
+
+    assert not win.autosave()                            # nothing modified: nothing written
+    win.doc.fill(10, 10, 8)
+    assert win.autosave(wait=True)
+    f = autosave_path(win.session)
+    assert f.exists() and recoverable() == []            # its editor is alive
+    # the editor "crashed": its pid is gone
+    side = f.with_suffix(".json")
+    side.write_text(json.dumps({"original": None, "pid": 2 ** 22 + 12345}))
+    crashed_labels = win.doc.labels.copy()
+    w2 = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False, settings=win.settings)
+    qtbot.addWidget(w2)
+    try:
+        assert not np.array_equal(w2.doc.labels, crashed_labels)
+        assert w2.offer_recovery(accept=True)
+        assert np.array_equal(w2.doc.labels, crashed_labels) and w2.doc.modified and w2.doc.path is None
+        assert recoverable() == [] and not f.exists()
+    finally:
+        w2.client.shutdown()
+
+
+def test_normal_close_removes_the_autosave(win, qtbot):
+    from app.io.project import autosave_path
+
+    win.doc.fill(10, 10, 8)
+    win.autosave(wait=True)
+    assert autosave_path(win.session).exists()
+    win.close()
+    assert not autosave_path(win.session).exists()

@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.last_result = None
         self._explicit_jobs: set[int] = set()
+        self._photo_jobs: dict[int, str] = {}     # auto-label / region jobs in flight
         self.doc = Document(parent=self)
         self.client = client or EngineClient()
         self.live = LiveScheduler(self.client, lambda: self.doc.labels, self.doc.labels_hash)
@@ -105,6 +106,8 @@ class MainWindow(QMainWindow):
         from PySide6.QtCore import QTimer
 
         self.session = f"{os.getpid()}-{int(_time.time())}"
+        self.canvas.installEventFilter(self)
+        self.installEventFilter(self)
         self._autosaving = False
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.autosave)
@@ -121,7 +124,7 @@ class MainWindow(QMainWindow):
         m.addAction(a["open"])
         self.recent_menu = m.addMenu("Open &Recent")
         self._rebuild_recent()
-        for k in ("save_project", "save_project_as", None, "open_labels", "open_photo", "save_labels",
+        for k in ("save_project", "save_project_as", None, "new_from_photo", "open_labels", "open_photo", "save_labels",
                   "save_labels_as", "export_result", None, "quit"):
             m.addSeparator() if k is None else m.addAction(a[k])
         m = mb.addMenu("&Edit")
@@ -143,6 +146,9 @@ class MainWindow(QMainWindow):
         m.addAction(a["generate"])
         m.addAction(a["cancel_jobs"])
         m.addAction(a["live"])
+        m.addSeparator()
+        m.addAction(a["auto_label"])
+        m.addAction(a["regen_region"])
 
         tb = QToolBar("Tools", self)
         tb.setObjectName("tools_toolbar")
@@ -166,7 +172,7 @@ class MainWindow(QMainWindow):
         gb.setObjectName("generate_toolbar")
         gb.setIconSize(QSize(18, 18))
         gb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for k in ("show_result", "live", "generate", "cancel_jobs"):
+        for k in ("show_result", "live", "generate", "auto_label", "regen_region", "cancel_jobs"):
             gb.addAction(a[k])
         self.addToolBar(gb)
 
@@ -177,6 +183,9 @@ class MainWindow(QMainWindow):
         a["save_project_as"].triggered.connect(lambda: self.save_project(ask=True))
         a["open_labels"].triggered.connect(lambda: self.open_labels())
         a["open_photo"].triggered.connect(lambda: self.open_photo())
+        a["new_from_photo"].triggered.connect(lambda: self.new_from_photo())
+        a["auto_label"].triggered.connect(self.auto_label)
+        a["regen_region"].triggered.connect(self.regenerate_region)
         a["save_labels"].triggered.connect(lambda: self.save_labels())
         a["save_labels_as"].triggered.connect(lambda: self.save_labels(ask=True))
         a["export_result"].triggered.connect(lambda: self.export_result())
@@ -227,6 +236,12 @@ class MainWindow(QMainWindow):
         self.status_pos.setText(f"{x}, {y}  {name}" if v is not None else "")
 
     def _on_event(self, ev) -> None:
+        kind = self._photo_jobs.pop(ev.job_id, None) if ev.kind in ("result", "error", "cancelled") else None
+        if kind is not None and ev.kind == "result":
+            self._photo_job_done(kind, ev.result)
+        elif kind is not None and ev.kind == "error":
+            self.show_error("Auto-label failed" if kind == "auto_label" else "Region regeneration failed",
+                            ev.error or "unknown engine error")
         if ev.kind in ("started", "progress") and ev.stage:
             self.status_job.setText(ev.stage + "…")
         elif ev.kind == "cancelled":
@@ -384,6 +399,76 @@ class MainWindow(QMainWindow):
             act.setToolTip(r)
             act.triggered.connect(lambda _=False, r=r: self.open_file(r))
         m.setEnabled(bool(recent))
+
+    # ---- photo workflow: auto-label, class swap, regenerate the changed region only --------------
+    def new_from_photo(self, path: Path | str | None = None) -> bool:
+        path = path or self._ask_path(False, "New from photo", "Images (*.png *.jpg *.jpeg *.bmp *.tif)")
+        if not path or not self._guarded("Cannot open photo", lambda: self.doc.new_from_photo(path)):
+            return False
+        self.result_view.set_image(None)
+        self.opacity_slider.setValue(50)
+        self.canvas.fit()
+        self._update_title()
+        return True
+
+    def auto_label(self) -> int | None:
+        from engine.api import AutoLabelRequest
+
+        if self.doc.photo is None:
+            self.show_error("Nothing to label", "Open a photo first (File > New from Photo).")
+            return None
+        job = self.client.submit(AutoLabelRequest(photo=self.doc.photo.copy()))
+        self._photo_jobs[job] = "auto_label"
+        return job
+
+    def regenerate_region(self, blend: str = "feather") -> int | None:
+        from engine.api import RegionRequest
+
+        if self.doc.photo is None:
+            self.show_error("No photo", "Region regeneration changes a photo: open one first.")
+            return None
+        mask = self.doc.changed_since_base()
+        if mask is None or not mask.any():
+            self.show_error("Nothing changed", "Change some classes first: the region to regenerate is where the "
+                            "labels differ from the photo's labels.")
+            return None
+        job = self.client.submit(RegionRequest(photo=self.doc.photo.copy(), labels=self.doc.labels.copy(),
+                                               mask=mask, model=self.model, seed=int(self.doc.settings.get("seed", 0)),
+                                               blend=blend))
+        self._photo_jobs[job] = "region"
+        return job
+
+    def _photo_job_done(self, kind: str, result) -> None:
+        if kind == "auto_label":
+            self._guarded("Auto-label failed", lambda: self.doc.replace_labels(result, "Auto-label photo"))
+            self.doc.base_labels = self.doc.labels.copy()
+            self.status_job.setText("photo labelled: change classes, then Regenerate Changed Region")
+        else:
+            self.doc.set_result(result.image)
+            self.result_view.set_image(result.image)
+            self.actions_["show_result"].setChecked(True)
+            self.status_job.setText(f"regenerated {100 * result.region.mean():.1f}% of the photo; the rest is "
+                                    "untouched (hold Tab for before/after)")
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802
+        """Tab held over the canvas or the window: before/after (Tab would otherwise move the focus)."""
+        from PySide6.QtCore import QEvent
+
+        if ev.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and ev.key() == Qt.Key.Key_Tab \
+                and self.doc.result is not None and self.doc.photo is not None:
+            if not ev.isAutoRepeat():
+                self._before_after(ev.type() == QEvent.Type.KeyPress)
+            return True
+        return super().eventFilter(obj, ev)
+
+    def _before_after(self, before: bool) -> None:
+        """Tab held: the canvas shows the photo as it was; released: the result again."""
+        if before:
+            self._result_was_shown = self.canvas.show_result
+            self.canvas.show_result = False
+        else:
+            self.canvas.show_result = getattr(self, "_result_was_shown", True)
+        self.canvas.update()
 
     def open_labels(self, path: Path | str | None = None) -> bool:
         path = path or self._ask_path(False, "Open label map", "Label maps (*.png *.tif *.bmp)")

@@ -83,6 +83,26 @@ class TextEditRequest(Request):
 
 
 @dataclass
+class AutoLabelRequest(Request):
+    """Label a street photo with the segmenter; the result is an (H, W) int32 label map."""
+
+    photo: np.ndarray
+    segmenter: str | None = None              # model folder; None = the bundled camvid_segmenter
+
+
+@dataclass
+class RegionRequest(Request):
+    """Regenerate only ``mask`` of ``photo`` from ``labels`` (engine.regen); the result is a RegionResult."""
+
+    photo: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+    model: str | None = None
+    seed: int = 0
+    blend: str = "feather"                    # feather | seamless
+
+
+@dataclass
 class LoadModelRequest(Request):
     model: str | None = None
 

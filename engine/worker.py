@@ -19,7 +19,7 @@ from collections import deque
 from typing import Callable
 
 from .api import (CallableRequest, Event, GenerateRequest, GenerateResult, LoadModelRequest, Request, StylizeRequest,
-                  TextEditRequest, VideoRequest)
+                  TextEditRequest, VideoRequest, AutoLabelRequest, RegionRequest)
 
 
 class Cancelled(Exception):
@@ -60,6 +60,7 @@ class Worker:
         self._manager = None
         self._photowct = None            # (spec, PhotoWCT) of the last stylization
         self._editor = None              # (spec, TextEditor) of the last text edit
+        self._segmenter = None           # (spec, StreetSegmenter) of the last auto-label
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -193,6 +194,10 @@ class Worker:
             return run_video(req, ctx)
         if isinstance(req, TextEditRequest):
             return run_text_edit(req, ctx)
+        if isinstance(req, AutoLabelRequest):
+            return run_autolabel(req, ctx)
+        if isinstance(req, RegionRequest):
+            return run_region(req, ctx)
         if isinstance(req, CallableRequest):
             return req.fn(ctx)
         raise TypeError(f"no handler for {req.kind}")
@@ -205,6 +210,14 @@ class Worker:
 
             self._editor = (key, load_editor(spec, device=str(self.device)))
         return self._editor[1]
+
+    def segmenter(self, spec):
+        key = str(spec)
+        if self._segmenter is None or self._segmenter[0] != key:
+            from .models.segmenter import load_segmenter
+
+            self._segmenter = (key, load_segmenter(spec, device=self.device))
+        return self._segmenter[1]
 
     def photowct(self, spec):
         """The PhotoWCT networks for ``spec`` (kept for the next request; one at a time)."""
@@ -260,6 +273,24 @@ def run_text_edit(req: TextEditRequest, ctx: JobContext):
     ctx.progress(0.6, "editing")
     return edit(ed, req.image, req.prompt, mask=mask, seed=req.seed, sample=req.sample, prompt2=req.prompt2,
                 alpha=req.alpha)
+
+
+def run_autolabel(req: AutoLabelRequest, ctx: JobContext):
+    from .models.segmenter import segment_photo
+
+    ctx.progress(0.0, "loading segmenter")
+    seg = ctx.worker.segmenter(req.segmenter)
+    ctx.progress(0.3, "labelling photo")
+    return segment_photo(seg, req.photo)
+
+
+def run_region(req: RegionRequest, ctx: JobContext):
+    from .regen import regenerate_region
+
+    ctx.progress(0.0, "loading model")
+    model = ctx.model(req.model)
+    ctx.progress(0.3, "regenerating region")
+    return regenerate_region(model, req.photo, req.labels, req.mask, seed=req.seed, blend=req.blend)
 
 
 def run_video(req: VideoRequest, ctx: JobContext):

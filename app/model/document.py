@@ -48,6 +48,7 @@ class Document(QObject):
         self.photo: np.ndarray | None = None
         self.result: np.ndarray | None = None
         self.settings: dict = {}             # per-project settings (model, seed, prompt, ...), JSON values
+        self.base_labels: np.ndarray | None = None   # labels when the photo was labelled (region regeneration)
         self.path: Path | None = None
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -135,6 +136,43 @@ class Document(QObject):
         self.undo_stack.setClean()
         return path
 
+    def new_from_photo(self, path: Path | str) -> None:
+        """A new document on a photo at its own size, labels void (raise and change nothing on failure)."""
+        img = np.array(open_image(path).convert("RGB"))
+        h, w = img.shape[:2]
+        if w * h > 64_000_000:
+            raise ValueError(f"{Path(path).name}: {w}x{h} is larger than the editor's 64-megapixel limit")
+        self.labels = np.full((h, w), self.labelset.erase_index, dtype=np.uint8)
+        self.photo, self.result, self.base_labels = img, None, None
+        self.path = None
+        self.undo_stack.clear()
+        self.layers_changed.emit()
+        self.labels_changed.emit(None)
+
+    def replace_labels(self, labels: np.ndarray, text: str = "Replace labels") -> PatchCommand | None:
+        """Replace the whole label map as one undoable edit (e.g. auto-labels)."""
+        labels = np.asarray(labels)
+        if labels.shape != self.labels.shape:
+            raise ValueError(f"label map {labels.shape[1]}x{labels.shape[0]} does not match the canvas "
+                             f"{self.size[0]}x{self.size[1]}")
+        if labels.max(initial=0) >= self.labelset.num_indices:
+            raise ValueError(f"label index {int(labels.max())} is beyond label set {self.labelset.name}")
+        before = self.labels.copy()
+        after = labels.astype(np.uint8)
+        if np.array_equal(before, after):
+            return None
+        self.labels[:] = after
+        h, w = self.labels.shape
+        cmd = PatchCommand(self, (0, 0, w, h), before, after.copy(), text)
+        self.labels_changed.emit(None)
+        self.undo_stack.push(cmd)
+        return cmd
+
+    def changed_since_base(self) -> np.ndarray | None:
+        if self.base_labels is None or self.base_labels.shape != self.labels.shape:
+            return None
+        return self.base_labels != self.labels
+
     def open_photo(self, path: Path | str) -> None:
         img = np.array(open_image(path).convert("RGB"))
         if img.shape[:2] != self.labels.shape:
@@ -142,6 +180,7 @@ class Document(QObject):
 
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
         self.photo = img
+        self.base_labels = self.labels.copy()
         self.layers_changed.emit()
 
     def set_result(self, img: np.ndarray | None) -> None:

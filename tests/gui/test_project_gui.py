@@ -84,3 +84,41 @@ def test_normal_close_removes_the_autosave(win, qtbot):
     assert autosave_path(win.session).exists()
     win.close()
     assert not autosave_path(win.session).exists()
+
+
+def test_photo_auto_label_swap_and_region_regeneration(win, qtbot, camvid):
+    """A real photo: New from Photo, Auto-label, swap trees for buildings, Regenerate Changed Region;
+    the untouched pixels are identical to the input photo; Tab shows before/after; undo restores."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication
+
+    src = camvid / "val" / "0016E5_08079.png"
+    assert win.new_from_photo(src)
+    photo = win.doc.photo.copy()
+    assert win.doc.labels.shape == photo.shape[:2] and (win.doc.labels == win.doc.labelset.erase_index).all()
+    assert win.regenerate_region() is None and "open" not in (win.last_error or "x")   # nothing changed yet
+    job = win.auto_label()
+    qtbot.waitUntil(lambda: job not in win._photo_jobs, timeout=60_000)
+    ls = win.doc.labelset
+    tree, building = ls.index_of("tree"), ls.index_of("building")
+    assert (win.doc.labels == tree).mean() > 0.03 and np.array_equal(win.doc.base_labels, win.doc.labels)
+    labelled = win.doc.labels.copy()
+    win.doc.replace_labels(np.where(labelled == tree, building, labelled), "Trees to buildings")
+    job = win.regenerate_region()
+    qtbot.waitUntil(lambda: job not in win._photo_jobs, timeout=60_000)
+    out = win.doc.result
+    changed = labelled == tree
+    assert out.shape == photo.shape and np.abs(out[changed].astype(int) - photo[changed]).mean() > 10
+    import cv2
+    far = cv2.dilate(changed.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    assert np.array_equal(out[far], photo[far])
+    assert win.canvas.show_result
+    QApplication.sendEvent(win.canvas, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Tab, Qt.KeyboardModifier.NoModifier))
+    assert not win.canvas.show_result
+    QApplication.sendEvent(win.canvas, QKeyEvent(QEvent.Type.KeyRelease, Qt.Key.Key_Tab, Qt.KeyboardModifier.NoModifier))
+    assert win.canvas.show_result
+    win.actions_["undo"].trigger()                          # the swap
+    assert np.array_equal(win.doc.labels, labelled)
+    win.actions_["undo"].trigger()                          # the auto-label
+    assert (win.doc.labels == ls.erase_index).all()

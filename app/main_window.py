@@ -132,12 +132,13 @@ class MainWindow(QMainWindow):
         m.addAction(a["redo"])
         m = mb.addMenu("&Tools")
         self.tool_group = QActionGroup(self)
-        for k in ("tool_brush", "tool_eraser", "tool_fill", "tool_picker"):
+        for k in ("tool_brush", "tool_eraser", "tool_fill", "tool_picker", "tool_line", "tool_polygon", "tool_lasso",
+                  "tool_select"):
             self.tool_group.addAction(a[k])
             m.addAction(a[k])
         a["tool_brush"].setChecked(True)
         m.addSeparator()
-        for k in ("fill_global", "brush_smaller", "brush_larger"):
+        for k in ("fill_global", "brush_square", "preserve_void", "brush_smaller", "brush_larger"):
             m.addAction(a[k])
         m = mb.addMenu("&View")
         for k in ("zoom_in", "zoom_out", "zoom_fit", "show_result"):
@@ -155,7 +156,8 @@ class MainWindow(QMainWindow):
         tb.setIconSize(QSize(18, 18))
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         for k in ("open", "save_project", None, "undo", "redo", None, "tool_brush", "tool_eraser", "tool_fill",
-                  "tool_picker", "fill_global"):
+                  "tool_picker", "tool_line", "tool_polygon", "tool_lasso", "tool_select", None, "fill_global",
+                  "brush_square", "preserve_void"):
             tb.addSeparator() if k is None else tb.addAction(a[k])
         tb.addWidget(QLabel(" Size "))
         self.size_spin = QSpinBox(minimum=1, maximum=1024, value=self.canvas.brush_size)
@@ -196,8 +198,12 @@ class MainWindow(QMainWindow):
         d.undo_stack.canRedoChanged.connect(a["redo"].setEnabled)
         a["undo"].setEnabled(False)
         a["redo"].setEnabled(False)
-        for k in ("brush", "eraser", "fill", "picker"):
+        for k in ("brush", "eraser", "fill", "picker", "line", "polygon", "lasso", "select"):
             a[f"tool_{k}"].triggered.connect(lambda _=False, k=k: c.set_tool(k))
+        a["brush_square"].toggled.connect(lambda on: (setattr(c, "brush_shape", "square" if on else "round"),
+                                                      c.update()))
+        a["preserve_void"].toggled.connect(lambda on: setattr(c, "preserve", "void" if on else None))
+        c.select_requested.connect(self.smart_select)
         c.tool_changed.connect(lambda t: a[f"tool_{t}"].setChecked(True))
         a["fill_global"].toggled.connect(lambda on: setattr(c, "fill_contiguous", not on))
         a["brush_smaller"].triggered.connect(lambda: c.set_brush_size(max(1, int(c.brush_size / 1.2))))
@@ -240,8 +246,8 @@ class MainWindow(QMainWindow):
         if kind is not None and ev.kind == "result":
             self._photo_job_done(kind, ev.result)
         elif kind is not None and ev.kind == "error":
-            self.show_error("Auto-label failed" if kind == "auto_label" else "Region regeneration failed",
-                            ev.error or "unknown engine error")
+            self.show_error({"auto_label": "Auto-label failed", "select": "Smart select failed"}.get(
+                kind, "Region regeneration failed"), ev.error or "unknown engine error")
         if ev.kind in ("started", "progress") and ev.stage:
             self.status_job.setText(ev.stage + "…")
         elif ev.kind == "cancelled":
@@ -438,7 +444,28 @@ class MainWindow(QMainWindow):
         self._photo_jobs[job] = "region"
         return job
 
+    def smart_select(self, rect) -> int | None:
+        """GrabCut in the dragged rectangle of the photo (on the worker); fills with the current class."""
+        from engine.api import CallableRequest
+
+        from .tools.shapes import smart_select
+
+        if self.doc.photo is None:
+            self.show_error("Smart select needs a photo", "Open a photo first (File > New from Photo).")
+            return None
+        photo = self.doc.photo.copy()
+        self._select_value = self.canvas.current_class
+        job = self.client.submit(CallableRequest(fn=lambda ctx: smart_select(photo, rect), name="smart select"))
+        self._photo_jobs[job] = "select"
+        return job
+
     def _photo_job_done(self, kind: str, result) -> None:
+        if kind == "select":
+            if result is None:
+                self.status_job.setText("smart select found nothing in the rectangle")
+            else:
+                self.doc.fill_shape(result[0], result[1], self._select_value, "Smart select", self.canvas._protect())
+            return
         if kind == "auto_label":
             self._guarded("Auto-label failed", lambda: self.doc.replace_labels(result, "Auto-label photo"))
             self.doc.base_labels = self.doc.labels.copy()

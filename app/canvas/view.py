@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QWidget
 from ..model.document import Document
 from ..model.painting import LabelColorizer
 
-TOOLS = ("brush", "eraser", "fill", "picker")
+TOOLS = ("brush", "eraser", "fill", "picker", "line", "polygon", "lasso", "select")
 
 
 def _qimage_rgb(arr: np.ndarray) -> QImage:
@@ -28,6 +28,7 @@ class CanvasView(QWidget):
     cursor_moved = Signal(int, int)       # image coordinates
     tool_changed = Signal(str)
     brush_size_changed = Signal(int)
+    select_requested = Signal(tuple)      # smart select: the dragged rectangle (x0, y0, x1, y1), image pixels
 
     def __init__(self, doc: Document, parent=None):
         super().__init__(parent)
@@ -47,6 +48,9 @@ class CanvasView(QWidget):
         self._last_pan = None
         self._painting = False
         self._mouse = None
+        self._shape: list[tuple[float, float]] = []   # line / polygon / lasso / select points in progress
+        self.preserve: str | None = None              # preserve-labels mode: None | "void" | "class"
+        self.preserve_class: int | None = None
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(320, 240)
@@ -124,6 +128,8 @@ class CanvasView(QWidget):
             p.setOpacity(self.label_opacity)
             p.drawImage(exposed, self._label_img, src)
         p.setOpacity(1.0)
+        if self._shape:
+            self._paint_shape(p)
         if self._mouse is not None and self.tool in ("brush", "eraser"):
             d = self.brush_size * self.scale
             c = self._mouse
@@ -135,6 +141,45 @@ class CanvasView(QWidget):
                 p.drawRect(QRectF(c.x() - d / 2, c.y() - d / 2, d, d))
         p.end()
 
+    def _to_widget(self, pt) -> QPointF:
+        return QPointF(pt[0] * self.scale + self.offset.x(), pt[1] * self.scale + self.offset.y())
+
+    def _paint_shape(self, p: QPainter) -> None:
+        """The shape being drawn: polygon/lasso outline, line, or the smart-select rectangle."""
+        from PySide6.QtGui import QPolygonF
+
+        pts = [self._to_widget(q) for q in self._shape]
+        if self._mouse is not None and self.tool in ("polygon", "line", "select"):
+            pts.append(self._mouse)
+        for colour, width in ((QColor(0, 0, 0), 3), (QColor(255, 255, 255), 1)):
+            p.setPen(QPen(colour, width, Qt.PenStyle.SolidLine if width == 1 else Qt.PenStyle.SolidLine))
+            if self.tool == "select" and len(pts) >= 2:
+                p.drawRect(QRectF(pts[0], pts[-1]).normalized())
+            elif len(pts) >= 2:
+                p.drawPolyline(QPolygonF(pts))
+
+    def _protect(self):
+        from ..tools.shapes import protect_lut
+
+        ls = self.doc.labelset
+        return protect_lut(ls.num_indices, self.preserve, ls.erase_index, self.preserve_class)
+
+    def finish_shape(self) -> None:
+        """Close the polygon / lasso and fill it with the current class (one undo step)."""
+        from ..tools.shapes import polygon_mask
+
+        pts, self._shape = self._shape, []
+        w, h = self.doc.size
+        res = polygon_mask(pts, w, h)
+        if res is not None:
+            self.doc.fill_shape(res[0], res[1], self.current_class,
+                                "Lasso fill" if self.tool == "lasso" else "Polygon fill", self._protect())
+        self.update()
+
+    def cancel_shape(self) -> None:
+        self._shape = []
+        self.update()
+
     def _cursor_rect(self, pos: QPointF) -> QRect:
         d = self.brush_size * self.scale + 6
         return QRectF(pos.x() - d / 2, pos.y() - d / 2, d, d).toAlignedRect()
@@ -143,6 +188,7 @@ class CanvasView(QWidget):
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
             raise ValueError(tool)
+        self._shape = []
         self.tool = tool
         self.tool_changed.emit(tool)
         self.update()
@@ -171,9 +217,15 @@ class CanvasView(QWidget):
                 self.picked.emit(v)
         elif tool == "fill":
             self.doc.fill(int(x), int(y), self.current_class, self.fill_contiguous)
+        elif tool == "polygon":
+            self._shape.append((x, y))
+            self.update()
+        elif tool in ("line", "lasso", "select"):
+            self._shape = [(x, y)]
         else:
             self._painting = True
-            self.doc.begin_stroke(x, y, self.brush_size, self._paint_value(), self.brush_shape)
+            self.doc.begin_stroke(x, y, self.brush_size, self._paint_value(), self.brush_shape,
+                                  protect=self._protect())
 
     def mouseMoveEvent(self, ev) -> None:  # noqa: N802
         pos = ev.position()
@@ -188,6 +240,10 @@ class CanvasView(QWidget):
         self.cursor_moved.emit(int(x), int(y))
         if self._painting:
             self.doc.continue_stroke(x, y)
+        if self._shape and self.tool == "lasso" and ev.buttons() & Qt.MouseButton.LeftButton:
+            self._shape.append((x, y))
+        if self._shape:
+            self.update()
         if old is not None:
             self.update(self._cursor_rect(old))
         self.update(self._cursor_rect(pos))
@@ -195,6 +251,26 @@ class CanvasView(QWidget):
     def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
         if self._panning:
             self._panning = False
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self._shape and self.tool in ("line", "lasso", "select"):
+            x, y = self.widget_to_image(ev.position())
+            if self.tool == "lasso":
+                self.finish_shape()
+            elif self.tool == "line":
+                from ..tools.shapes import line_mask
+
+                p0, self._shape = self._shape[0], []
+                w, h = self.doc.size
+                res = line_mask(p0, (x, y), self.brush_size, w, h, self.brush_shape)
+                if res is not None:
+                    self.doc.fill_shape(res[0], res[1], self.current_class, "Line", self._protect())
+                self.update()
+            else:
+                (x0, y0), self._shape = self._shape[0], []
+                r = (int(min(x0, x)), int(min(y0, y)), int(max(x0, x)) + 1, int(max(y0, y)) + 1)
+                self.update()
+                if r[2] - r[0] >= 3 and r[3] - r[1] >= 3:
+                    self.select_requested.emit(r)
             return
         if self._painting and ev.button() == Qt.MouseButton.LeftButton:
             self._painting = False
@@ -213,8 +289,18 @@ class CanvasView(QWidget):
             self.offset += QPointF(ev.angleDelta().x() / 2, dy / 2)
             self.update()
 
+    def mouseDoubleClickEvent(self, ev) -> None:  # noqa: N802
+        if self.tool == "polygon" and self._shape:
+            self.finish_shape()
+        else:
+            super().mouseDoubleClickEvent(ev)
+
     def keyPressEvent(self, ev) -> None:  # noqa: N802
-        if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
+        if self._shape and ev.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.tool == "polygon":
+            self.finish_shape()
+        elif self._shape and ev.key() == Qt.Key.Key_Escape:
+            self.cancel_shape()
+        elif ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
             self._space = True
             self.setCursor(Qt.CursorShape.OpenHandCursor)
         elif ev.key() == Qt.Key.Key_BracketLeft:

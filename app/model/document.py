@@ -244,6 +244,27 @@ class Document(QObject):
         self.undo_stack.push(cmd)
         return cmd
 
+    def fill_shape(self, rect, mask: np.ndarray, value: int, text: str,
+                   protect: np.ndarray | None = None) -> PatchCommand | None:
+        """Set ``mask`` (boolean, the size of ``rect``) to ``value``: one undoable patch (line, polygon,
+        lasso, smart select). ``protect`` is the preserve-labels LUT."""
+        if rect is None:
+            return None
+        x0, y0, x1, y1 = rect
+        region = self.labels[y0:y1, x0:x1]
+        m = np.asarray(mask, bool)
+        if protect is not None:
+            m = m & ~protect[region]
+        m = m & (region != value)
+        if not m.any():
+            return None
+        before = region.copy()
+        region[m] = value
+        cmd = PatchCommand(self, (x0, y0, x1, y1), before, region.copy(), text)
+        self.labels_changed.emit((x0, y0, x1, y1))
+        self.undo_stack.push(cmd)
+        return cmd
+
     def pick(self, x: int, y: int) -> int | None:
         h, w = self.labels.shape
         if 0 <= x < w and 0 <= y < h:

@@ -196,3 +196,81 @@ def test_failing_model_errors_once_and_stops_live(qtbot, tmp_path):
         assert "missing_model" in w.last_error
     finally:
         w.client.shutdown()
+
+
+def test_shape_tools_fill_and_undo_in_one_step(win, qtbot):
+    c, doc = win.canvas, win.doc
+    c.current_class = 8
+    before = doc.labels.copy()
+    n0 = doc.undo_stack.count()
+    # polygon: three clicks, Enter fills
+    win.actions_["tool_polygon"].trigger()
+    for x, y in ((50, 50), (150, 50), (150, 120)):
+        qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, x, y))
+    qtbot.keyClick(c, Qt.Key.Key_Return)
+    tri = doc.labels != before
+    assert tri.sum() > 2500 and np.all(doc.labels[tri] == 8) and doc.undo_stack.count() == n0 + 1
+    ys, xs = np.nonzero(tri)
+    assert xs.min() >= 49 and xs.max() <= 151 and ys.min() >= 49 and ys.max() <= 121
+    # lasso: drag round a region, release fills
+    win.actions_["tool_lasso"].trigger()
+    c.current_class = 5
+    pts = [(300, 200), (380, 200), (380, 280), (300, 280), (300, 205)]
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, *pts[0]))
+    for p in pts[1:]:
+        from PySide6.QtGui import QMouseEvent
+        from PySide6.QtCore import QEvent, QPointF
+        from PySide6.QtWidgets import QApplication
+        ev = QMouseEvent(QEvent.Type.MouseMove, QPointF(_widget_pos(c, *p)), QPointF(_widget_pos(c, *p)),
+                         Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(c, ev)
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, *pts[-1]))
+    assert (doc.labels[210:270, 310:370] == 5).all() and doc.undo_stack.count() == n0 + 2
+    # line of the brush width
+    win.actions_["tool_line"].trigger()
+    c.current_class = 3
+    c.set_brush_size(6)
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 20, 340))
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 460, 340))
+    assert doc.undo_stack.count() == n0 + 3
+    win.actions_["undo"].trigger()
+    win.actions_["undo"].trigger()
+    win.actions_["undo"].trigger()
+    assert np.array_equal(doc.labels, before)
+    # Esc cancels a polygon in progress
+    win.actions_["tool_polygon"].trigger()
+    qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 10, 10))
+    qtbot.keyClick(c, Qt.Key.Key_Escape)
+    assert c._shape == [] and doc.undo_stack.index() == n0
+
+
+def test_preserve_void_paints_only_void(win, qtbot):
+    c, doc = win.canvas, win.doc
+    void = doc.labelset.erase_index
+    assert (doc.labels == void).any()
+    before = doc.labels.copy()
+    win.actions_["preserve_void"].setChecked(True)
+    win.actions_["tool_polygon"].trigger()
+    c.current_class = 8
+    for x, y in ((0, 0), (479, 0), (479, 359), (0, 359)):
+        qtbot.mouseClick(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, x, y))
+    qtbot.keyClick(c, Qt.Key.Key_Return)
+    changed = doc.labels != before
+    assert changed.any() and np.all(before[changed] == void)
+    assert np.array_equal(doc.labels[before != void], before[before != void])
+
+
+def test_smart_select_on_a_photo(win, qtbot, camvid):
+    from PIL import Image
+
+    c, doc = win.canvas, win.doc
+    assert win.new_from_photo(camvid / "val" / "0016E5_08079.png")
+    win.actions_["tool_select"].trigger()
+    c.current_class = 8
+    win.canvas.fit()
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 60, 170))
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=_widget_pos(c, 130, 260))
+    qtbot.waitUntil(lambda: doc.undo_stack.count() == 1, timeout=30_000)
+    sel = doc.labels == 8
+    ys, xs = np.nonzero(sel)
+    assert 200 < sel.sum() < 70 * 90 and xs.min() >= 60 - 12 and xs.max() <= 130 + 12

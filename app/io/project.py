@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,41 +173,13 @@ def to_bytes(p: Project) -> bytes:
     return buf.getvalue()
 
 
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(str(d), os.O_RDONLY)
-    except OSError:
-        return                                          # Windows: directories cannot be opened
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_project(p: Project, path: Path | str, _before_rename=None) -> Path:
-    """Atomic save: temp file in the same folder, fsync, rename over ``path``. ``_before_rename`` is a
-    test hook called with the temp path (simulating a crash there leaves ``path`` untouched)."""
+    """Atomic save (engine.labels.io.atomic_write_bytes: temp file, fsync, rename, fsync the folder).
+    ``_before_rename`` is a test hook called with the temp path (a crash there leaves ``path`` whole)."""
+    from engine.labels.io import atomic_write_bytes
+
     path = Path(path)
-    data = to_bytes(p)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".saving", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if _before_rename is not None:
-            _before_rename(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    atomic_write_bytes(path, to_bytes(p), before_rename=_before_rename)
     return path
 
 

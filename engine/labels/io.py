@@ -25,7 +25,24 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+def _fsync_dir(d: Path) -> None:
+    """Make a rename durable (POSIX); Windows cannot open folders and needs nothing here."""
+    try:
+        fd = os.open(str(d), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes, before_rename=None) -> None:
+    """Write to a temporary file beside ``path``, flush and fsync it, rename it over ``path`` and fsync
+    the folder: a crash or a kill at any point leaves either the old file or the new one, whole.
+    ``before_rename(tmp_path)`` is a test hook (a kill there must leave the old file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -35,6 +52,8 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if before_rename is not None:
+            before_rename(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -42,6 +61,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         except OSError:
             pass
         raise
+    _fsync_dir(path.parent)
 
 
 def save_image_atomic(img: Image.Image, path: Path | str, fmt: str = "PNG", **kw) -> None:

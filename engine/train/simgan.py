@@ -127,8 +127,6 @@ class SimganTrainer(GANTrainer):
                 g["lr"] = base * f
 
     def train_step(self, x, x2, t, tb) -> dict[str, float]:
-        import math
-
         cfg = self.cfg
         self.set_lr()
         for p in self.D.parameters():
@@ -151,14 +149,7 @@ class SimganTrainer(GANTrainer):
             real, mis, fk = pred[:2 * n], pred[2 * n:4 * n], pred[4 * n:]
             d_loss = ((real - 1) ** 2).mean() + (mis ** 2).mean() + (fk ** 2).mean()
         self.backward_step(d_loss, self.opt_d, 1)
-        out = {k: float(v.detach()) for k, v in losses.items()}
-        out["D"] = float(d_loss.detach())
-        out = self.dist.mean(out)
-        for k, v in out.items():
-            if not math.isfinite(v):
-                raise FloatingPointError(f"loss {k} became {v} at step {self.step}; lower the learning rate "
-                                         "or resume from the last checkpoint")
-        return out
+        return self.report(losses, d_loss)
 
     def fake(self, x, x2, t, tb):
         return self.G(x, tb, sample=False)[0]

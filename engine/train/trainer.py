@@ -339,9 +339,14 @@ class GANTrainer:
             pred_fake, pred_real = self.d_pass(self.D_t, seg, fake.detach(), real)
             d_loss = d_adv(pred_real, pred_fake)
         self.backward_step(d_loss, self.opt_d, 1)
+        return self.report(losses, d_loss)
+
+    def report(self, losses: dict, d_loss: torch.Tensor) -> dict[str, float]:
+        """The step's losses as floats, averaged over ranks (every rank sees and checks the same
+        figures); a NaN or inf stops the run with a message instead of training on garbage."""
         out = {k: float(v.detach()) for k, v in losses.items()}
         out["D"] = float(d_loss.detach())
-        out = self.dist.mean(out)          # every rank sees (and checks) the same figures
+        out = self.dist.mean(out)
         for k, v in out.items():
             if not math.isfinite(v):
                 raise FloatingPointError(f"loss {k} became {v} at step {self.step}; lower the learning rate "

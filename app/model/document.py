@@ -14,31 +14,91 @@ from engine.labels.io import open_image
 from .painting import Rect, TileSnapshot, flood_fill, stroke_segment, dab
 
 
-class PatchCommand(QUndoCommand):
-    """One edit (a whole stroke, a fill): only the bounding-box patch before and after."""
+class Patch:
+    """The pixels of one edit: its rectangle and the patch before and after. Under memory pressure the
+    history compresses old patches (zlib, lossless; label patches shrink 10-100x)."""
 
-    def __init__(self, doc: "Document", rect: Rect, before: np.ndarray, after: np.ndarray, text: str):
-        super().__init__(text)
-        self.doc, self.rect, self.before, self.after = doc, rect, before, after
-        self._applied = True   # the edit is already on the canvas when pushed
+    def __init__(self, rect: Rect, before: np.ndarray, after: np.ndarray, text: str):
+        self.rect, self.text = rect, text
+        self._before, self._after = before, after
+        self._packed: tuple[bytes, bytes, tuple, np.dtype] | None = None
+
+    @property
+    def before(self) -> np.ndarray:
+        return self._unpack()[0]
+
+    @property
+    def after(self) -> np.ndarray:
+        return self._unpack()[1]
+
+    def _unpack(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._packed is None:
+            return self._before, self._after
+        import zlib
+
+        b, a, shape, dt = self._packed
+        return (np.frombuffer(zlib.decompress(b), dt).reshape(shape),
+                np.frombuffer(zlib.decompress(a), dt).reshape(shape))
+
+    def pack(self) -> None:
+        if self._packed is None:
+            import zlib
+
+            self._packed = (zlib.compress(self._before.tobytes(), 1), zlib.compress(self._after.tobytes(), 1),
+                            self._before.shape, self._before.dtype)
+            self._before = self._after = None
+
+    @property
+    def packed(self) -> bool:
+        return self._packed is not None
 
     def nbytes(self) -> int:
-        return self.before.nbytes + self.after.nbytes
+        if self._packed is not None:
+            return len(self._packed[0]) + len(self._packed[1])
+        return self._before.nbytes + self._after.nbytes
+
+
+class PatchCommand(QUndoCommand):
+    """One undo step (a whole stroke, a fill) holding a :class:`Patch` — never the whole image."""
+
+    def __init__(self, doc: "Document", patch: Patch):
+        super().__init__(patch.text)
+        self.doc, self.patch = doc, patch
+        self._applied = True   # the edit is already on the canvas when pushed
+
+    @property
+    def rect(self) -> Rect:
+        return self.patch.rect
+
+    @property
+    def before(self) -> np.ndarray:
+        return self.patch.before
+
+    @property
+    def after(self) -> np.ndarray:
+        return self.patch.after
+
+    def nbytes(self) -> int:
+        return self.patch.nbytes()
 
     def redo(self) -> None:
         if self._applied:
             self._applied = False
             return
-        self.doc._put_patch(self.rect, self.after)
+        self.doc._put_patch(self.patch.rect, self.patch.after)
 
     def undo(self) -> None:
-        self.doc._put_patch(self.rect, self.before)
+        self.doc._put_patch(self.patch.rect, self.patch.before)
+
+
+DEFAULT_UNDO_BUDGET = 256 << 20      # bytes of undo patches kept per document (Preferences)
 
 
 class Document(QObject):
     labels_changed = Signal(object)      # rect (x0, y0, x1, y1) or None for everything
     layers_changed = Signal()            # photo/result/size/label set
     modified_changed = Signal(bool)
+    history_trimmed = Signal(int)        # oldest undo steps dropped to stay within the budget
 
     def __init__(self, labelset: str | LabelSet = "camvid_11", size: tuple[int, int] = (480, 360), parent=None):
         super().__init__(parent)
@@ -52,12 +112,63 @@ class Document(QObject):
         self.path: Path | None = None
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        self.undo_budget = DEFAULT_UNDO_BUDGET
+        self._cmds: list[Patch] = []              # the stack's patches, oldest first (plain Python objects)
         self._stroke: TileSnapshot | None = None
         self._stroke_last: tuple[float, float] | None = None
         self._stroke_args: tuple | None = None
 
     def _on_clean_changed(self, clean: bool) -> None:
         self.modified_changed.emit(not clean)
+
+    # ---- history with a byte budget -----------------------------------------------------------
+    def _push(self, cmd: PatchCommand) -> None:
+        idx = self.undo_stack.index()
+        self.undo_stack.push(cmd)
+        self._cmds = self._cmds[:idx] + [cmd.patch]      # pushing discards the redo branch, as Qt does
+        self._enforce_budget()
+
+    def history_bytes(self) -> int:
+        return sum(c.nbytes() for c in self._cmds)
+
+    def _enforce_budget(self) -> None:
+        """Keep the history within ``undo_budget``: compress the oldest patches first (lossless), then
+        drop the oldest quarter of the steps at a time (rebuilding the stack; the canvas is untouched)."""
+        total = self.history_bytes()
+        if total <= self.undo_budget:
+            return
+        for c in self._cmds[:-1]:                          # the newest stays fast to undo
+            if total <= self.undo_budget:
+                return
+            if not c.packed:
+                before = c.nbytes()
+                c.pack()
+                total += c.nbytes() - before
+        if total <= self.undo_budget:
+            return
+        keep = list(self._cmds)
+        while keep and sum(c.nbytes() for c in keep) > self.undo_budget:
+            keep = keep[max(1, len(keep) // 4):]
+        self._rebuild_history(keep)
+
+    def _rebuild_history(self, keep: list[Patch]) -> None:
+        """Replace the stack by ``keep`` (the newest steps, all applied). The clean state survives only
+        if it is among them; otherwise the document stays modified."""
+        stack = self.undo_stack
+        clean = stack.cleanIndex()
+        drop = len(self._cmds) - len(keep)
+        was_modified = not stack.isClean()
+        stack.blockSignals(True)
+        stack.clear()
+        for patch in keep:
+            stack.push(PatchCommand(self, patch))          # first redo() is skipped: nothing re-applied
+        self._cmds = list(keep)
+        if clean - drop >= 0 and not was_modified:
+            stack.setClean()
+        stack.blockSignals(False)
+        if was_modified or clean - drop < 0:
+            stack.resetClean()
+        self.history_trimmed.emit(drop)
 
     # ---- properties --------------------------------------------------------------------------
     @property
@@ -82,6 +193,7 @@ class Document(QObject):
         if self.photo is not None and self.photo.shape[:2] != self.labels.shape:
             self.photo = None
         self.undo_stack.clear()
+        self._cmds = []
         self.layers_changed.emit()
         self.labels_changed.emit(None)
 
@@ -115,6 +227,7 @@ class Document(QObject):
         self.settings = dict(p.settings)
         self.path = path
         self.undo_stack.clear()
+        self._cmds = []
         self.layers_changed.emit()
         self.labels_changed.emit(None)
 
@@ -146,6 +259,7 @@ class Document(QObject):
         self.photo, self.result, self.base_labels = img, None, None
         self.path = None
         self.undo_stack.clear()
+        self._cmds = []
         self.layers_changed.emit()
         self.labels_changed.emit(None)
 
@@ -163,9 +277,9 @@ class Document(QObject):
             return None
         self.labels[:] = after
         h, w = self.labels.shape
-        cmd = PatchCommand(self, (0, 0, w, h), before, after.copy(), text)
+        cmd = PatchCommand(self, Patch((0, 0, w, h), before, after.copy(), text))
         self.labels_changed.emit(None)
-        self.undo_stack.push(cmd)
+        self._push(cmd)
         return cmd
 
     def changed_since_base(self) -> np.ndarray | None:
@@ -227,8 +341,8 @@ class Document(QObject):
         after = self.labels[r[1]:r[3], r[0]:r[2]].copy()
         if np.array_equal(before, after):
             return None
-        cmd = PatchCommand(self, r, before, after, text)
-        self.undo_stack.push(cmd)
+        cmd = PatchCommand(self, Patch(r, before, after, text))
+        self._push(cmd)
         return cmd
 
     def fill(self, x: int, y: int, value: int, contiguous: bool = True) -> PatchCommand | None:
@@ -239,9 +353,9 @@ class Document(QObject):
         after = self.labels[r[1]:r[3], r[0]:r[2]].copy()
         before = after.copy()
         before[mask] = old
-        cmd = PatchCommand(self, r, before, after, "Fill" if contiguous else "Global fill")
+        cmd = PatchCommand(self, Patch(r, before, after, "Fill" if contiguous else "Global fill"))
         self.labels_changed.emit(r)
-        self.undo_stack.push(cmd)
+        self._push(cmd)
         return cmd
 
     def fill_shape(self, rect, mask: np.ndarray, value: int, text: str,
@@ -260,9 +374,9 @@ class Document(QObject):
             return None
         before = region.copy()
         region[m] = value
-        cmd = PatchCommand(self, (x0, y0, x1, y1), before, region.copy(), text)
+        cmd = PatchCommand(self, Patch((x0, y0, x1, y1), before, region.copy(), text))
         self.labels_changed.emit((x0, y0, x1, y1))
-        self.undo_stack.push(cmd)
+        self._push(cmd)
         return cmd
 
     def pick(self, x: int, y: int) -> int | None:

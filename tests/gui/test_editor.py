@@ -274,3 +274,37 @@ def test_smart_select_on_a_photo(win, qtbot, camvid):
     sel = doc.labels == 8
     ys, xs = np.nonzero(sel)
     assert 200 < sel.sum() < 70 * 90 and xs.min() >= 60 - 12 and xs.max() <= 130 + 12
+
+
+def test_undo_history_stays_within_its_byte_budget(qtbot):
+    """1,000 strokes on a 4096x2048 canvas with a 1 MB budget: old patches are compressed, then the
+    oldest steps dropped; the newest steps still undo exactly."""
+    from app.model.document import Document
+
+    doc = Document(size=(4096, 2048))
+    doc.undo_budget = 1 << 20
+    rng = np.random.default_rng(0)
+    trimmed = []
+    doc.history_trimmed.connect(trimmed.append)
+    snapshots = {}
+    for i in range(1000):
+        x, y = rng.uniform(100, 3996), rng.uniform(100, 1948)
+        doc.begin_stroke(x, y, 64, i % 11)
+        for k in range(8):
+            doc.continue_stroke(x + 20 * k, y + 9 * k)
+        doc.end_stroke()
+        assert doc.history_bytes() <= doc.undo_budget
+        if i >= 990:
+            snapshots[i] = doc.labels.copy()
+    assert trimmed and doc.undo_stack.count() < 1000 and doc.undo_stack.count() >= 20
+    assert any(c.packed for c in doc._cmds) and not doc._cmds[-1].packed
+    for i in range(999, 990, -1):                 # undo walks back through the last strokes exactly
+        assert np.array_equal(doc.labels, snapshots[i])
+        doc.undo_stack.undo()
+    assert np.array_equal(doc.labels, snapshots[990])
+    doc.undo_stack.redo()
+    assert np.array_equal(doc.labels, snapshots[991])
+    import shiboken6
+
+    doc.undo_stack.clear()
+    shiboken6.delete(doc)          # free the Qt side now, not during interpreter shutdown

@@ -30,6 +30,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("save_labels", "Export &Label Map", None, None, "Save the label map as an indexed PNG"),
     ActionSpec("save_labels_as", "Export Label Map &As…", None, None, ""),
     ActionSpec("export_result", "&Export Result…", "Ctrl+E", "fa6s.file-export", "Save the generated image"),
+    ActionSpec("preferences", "P&references…", QKeySequence.StandardKey.Preferences, "fa6s.gear",
+               "Device, memory budgets, models folder, autosave interval, shortcuts"),
     ActionSpec("quit", "&Quit", QKeySequence.StandardKey.Quit, None, ""),
     ActionSpec("undo", "&Undo", QKeySequence.StandardKey.Undo, "fa6s.rotate-left", ""),
     ActionSpec("redo", "&Redo", QKeySequence.StandardKey.Redo, "fa6s.rotate-right", ""),

@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
         self._explicit_jobs: set[int] = set()
         self._photo_jobs: dict[int, str] = {}     # auto-label / region jobs in flight
         self.doc = Document(parent=self)
-        self.client = client or EngineClient()
+        self.client = client or EngineClient(self.settings.get("device", "auto"))
         self.live = LiveScheduler(self.client, lambda: self.doc.labels, self.doc.labels_hash)
         self.live.model = model
         self.canvas = CanvasView(self.doc)
@@ -111,7 +111,9 @@ class MainWindow(QMainWindow):
         self._autosaving = False
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.autosave)
-        self.set_autosave_interval(int(self.settings.get("autosave_seconds", 60)))
+        from .widgets.preferences import apply_preferences
+
+        apply_preferences(self)
         if labels_path is not None:
             self.open_file(labels_path)
         self._update_title()
@@ -125,7 +127,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = m.addMenu("Open &Recent")
         self._rebuild_recent()
         for k in ("save_project", "save_project_as", None, "new_from_photo", "open_labels", "open_photo", "save_labels",
-                  "save_labels_as", "export_result", None, "quit"):
+                  "save_labels_as", "export_result", None, "preferences", None, "quit"):
             m.addSeparator() if k is None else m.addAction(a[k])
         m = mb.addMenu("&Edit")
         m.addAction(a["undo"])
@@ -192,6 +194,7 @@ class MainWindow(QMainWindow):
         a["save_labels_as"].triggered.connect(lambda: self.save_labels(ask=True))
         a["export_result"].triggered.connect(lambda: self.export_result())
         a["quit"].triggered.connect(self.close)
+        a["preferences"].triggered.connect(lambda: self.preferences())
         a["undo"].triggered.connect(d.undo_stack.undo)
         a["redo"].triggered.connect(d.undo_stack.redo)
         d.undo_stack.canUndoChanged.connect(a["undo"].setEnabled)
@@ -324,6 +327,21 @@ class MainWindow(QMainWindow):
         self._add_recent(path)
         self._update_title()
         return True
+
+    def preferences(self, accept_with=None):
+        """The Preferences dialog; ``accept_with(dialog)`` fills it and accepts (tests)."""
+        from .widgets.preferences import PreferencesDialog, apply_preferences
+
+        dlg = PreferencesDialog(self.settings, self.actions_, self)
+        if accept_with is not None:
+            accept_with(dlg)
+            dlg.accept()
+            ok = dlg.result() == dlg.DialogCode.Accepted
+        else:
+            ok = dlg.exec() == dlg.DialogCode.Accepted
+        if ok:
+            apply_preferences(self)
+        return dlg
 
     # ---- autosave, recovery, recent files ----------------------------------------------------
     def set_autosave_interval(self, seconds: int) -> None:

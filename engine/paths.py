@@ -25,7 +25,11 @@ def demo_dir() -> Path:
 
 
 def user_models_dir() -> Path:
-    """Where imported models live: the platform's user data folder (SEMSTUDIO_DATA_DIR overrides)."""
+    """Where imported models live: the platform's user data folder (SEMSTUDIO_MODELS_DIR, the editor's
+    Preferences, or SEMSTUDIO_DATA_DIR override it)."""
+    models = os.environ.get("SEMSTUDIO_MODELS_DIR")
+    if models:
+        return Path(models)
     env = os.environ.get("SEMSTUDIO_DATA_DIR")
     if env:
         return Path(env) / "models"

@@ -122,3 +122,31 @@ def test_photo_auto_label_swap_and_region_regeneration(win, qtbot, camvid):
     assert np.array_equal(win.doc.labels, labelled)
     win.actions_["undo"].trigger()                          # the auto-label
     assert (win.doc.labels == ls.erase_index).all()
+
+
+def test_preferences_apply_and_persist(win, tmp_path, monkeypatch):
+    from PySide6.QtGui import QKeySequence
+
+    monkeypatch.setenv("SEMSTUDIO_MODELS_DIR", "")        # restored (unset) after the test
+
+    from engine.paths import user_models_dir
+
+    def fill(dlg):
+        dlg.undo_mb.setValue(64)
+        dlg.autosave.setValue(0)
+        dlg.models.setText(str(tmp_path / "my_models"))
+        row = dlg._ids.index("generate")
+        dlg.table.item(row, 1).setText("Ctrl+G")
+    win.preferences(accept_with=fill)
+    assert win.doc.undo_budget == 64 << 20 and not win.autosave_timer.isActive()
+    assert user_models_dir() == tmp_path / "my_models"
+    assert win.actions_["generate"].shortcut() == QKeySequence("Ctrl+G")
+    assert win.settings.get("shortcuts") == {"generate": "Ctrl+G"}
+    again = Settings(win.settings.path)                   # persisted as JSON
+    assert again.get("undo_budget_mb") == 64 and again.get("autosave_seconds") == 0
+    # a clash is refused with a message and nothing is saved
+    def clash(dlg):
+        row = dlg._ids.index("undo")
+        dlg.table.item(row, 1).setText("Ctrl+G")
+    dlg = win.preferences(accept_with=clash)
+    assert "Ctrl+G" in dlg.problem.text() and win.settings.get("shortcuts") == {"generate": "Ctrl+G"}

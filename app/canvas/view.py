@@ -73,7 +73,11 @@ class CanvasView(QWidget):
         if rect is None or self.colorizer.labels is not self.doc.labels:
             self._rebuild()
             return
-        self.colorizer.update(rect)
+        hint, self.doc.fill_hint = self.doc.fill_hint, None
+        if hint is not None and tuple(hint[0]) == tuple(rect):
+            self.colorizer.update_mask(rect, hint[1], hint[2])     # a fill: one colour, changed pixels only
+        else:
+            self.colorizer.update(rect)
         x0, y0, x1, y1 = rect
         self.update(self.image_to_widget_rect(QRectF(x0, y0, x1 - x0, y1 - y0)).adjusted(-2, -2, 2, 2))
 

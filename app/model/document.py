@@ -109,6 +109,7 @@ class Document(QObject):
         self.result: np.ndarray | None = None
         self.settings: dict = {}             # per-project settings (model, seed, prompt, ...), JSON values
         self.base_labels: np.ndarray | None = None   # labels when the photo was labelled (region regeneration)
+        self.fill_hint = None                # (rect, mask, value) of the fill being announced
         self.path: Path | None = None
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -353,6 +354,7 @@ class Document(QObject):
         after = self.labels[r[1]:r[3], r[0]:r[2]].copy()
         before = after.copy()
         before[mask] = old
+        self.fill_hint = (r, mask, value)      # lets the canvas recolour just the filled pixels
         cmd = PatchCommand(self, Patch(r, before, after, "Fill" if contiguous else "Global fill"))
         self.labels_changed.emit(r)
         self._push(cmd)

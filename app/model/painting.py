@@ -93,7 +93,8 @@ def flood_fill(labels: np.ndarray, x: int, y: int, value: int, contiguous: bool 
     """Fill the 4-connected region of (x, y)'s class (contiguous) or every pixel of that class (global).
 
     Returns ``(rect, mask, old)``: the bounding box of changed pixels, the changed-pixel mask inside it
-    and the previous value; ``None`` when nothing changed.
+    and the previous value; ``None`` when nothing changed. The contiguous fill is a scan-line seed fill
+    (OpenCV floodFill), so its cost follows the region, not the canvas.
     """
     h, w = labels.shape
     if not (0 <= x < w and 0 <= y < h):
@@ -102,19 +103,25 @@ def flood_fill(labels: np.ndarray, x: int, y: int, value: int, contiguous: bool 
     if old == value:
         return None
     if contiguous:
-        same = (labels == old).astype(np.uint8)
-        n, comp, stats, _ = cv2.connectedComponentsWithStats(same, connectivity=4)
-        k = comp[y, x]
-        bx, by, bw, bh = (int(v) for v in stats[k, :4])
-        r = (bx, by, bx + bw, by + bh)
-        sub = comp[by:by + bh, bx:bx + bw] == k
-        labels[by:by + bh, bx:bx + bw][sub] = value
+        if labels.dtype == np.uint8:
+            mask = np.zeros((h + 2, w + 2), np.uint8)
+            _n, _img, _m, (bx, by, bw, bh) = cv2.floodFill(labels, mask, (int(x), int(y)), 0, 0, 0,
+                                                          4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+            sub = mask[1 + by:1 + by + bh, 1 + bx:1 + bx + bw].view(bool)
+        else:
+            same = (labels == old).astype(np.uint8)
+            _n, comp, stats, _ = cv2.connectedComponentsWithStats(same, connectivity=4)
+            k = comp[y, x]
+            bx, by, bw, bh = (int(v) for v in stats[k, :4])
+            sub = comp[by:by + bh, bx:bx + bw] == k
+        r = (int(bx), int(by), int(bx + bw), int(by + bh))
+        labels[r[1]:r[3], r[0]:r[2]][sub] = value
         return r, sub, old
     mask = labels == old
-    ys, xs = np.nonzero(mask)
-    r = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    r = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     sub = mask[r[1]:r[3], r[0]:r[2]]
-    labels[mask] = value
+    labels[r[1]:r[3], r[0]:r[2]][sub] = value
     return r, sub, old
 
 
@@ -162,6 +169,12 @@ class LabelColorizer:
         lut[:, 3] = alpha
         self.lut = lut
         self.update()
+
+    def update_mask(self, r: Rect, mask: np.ndarray, value: int) -> None:
+        """The pixels ``mask`` (inside ``r``) all became ``value``: one constant write, no look-up."""
+        x0, y0, x1, y1 = r
+        px = self.rgba.view(np.uint32)[..., 0]             # one 32-bit word per pixel
+        np.copyto(px[y0:y1, x0:x1], self.lut[value].view(np.uint32)[0], where=mask)
 
     def update(self, r: Rect | None = None) -> None:
         if r is None:

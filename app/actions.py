@@ -42,7 +42,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("tool_line", "&Line", "L", "fa6s.pen-ruler", "Drag a straight stroke of the brush width", True),
     ActionSpec("tool_polygon", "&Polygon Fill", "P", "fa6s.draw-polygon",
                "Click corners; double-click or Enter fills, Esc cancels", True),
-    ActionSpec("tool_lasso", "L&asso Fill", "F", "fa6s.lasso", "Draw round a region; releasing fills it", True),
+    ActionSpec("tool_lasso", "L&asso Fill", "F", "fa6s.bezier-curve", "Draw round a region; releasing fills it", True),
     ActionSpec("tool_select", "&Smart Select", "S", "fa6s.object-group",
                "Drag a rectangle round an object in the photo: GrabCut fills it with the current class", True),
     ActionSpec("brush_square", "Square Brush", "Shift+B", "fa6s.square", "Square instead of round brush tip", True),

@@ -308,3 +308,13 @@ def test_undo_history_stays_within_its_byte_budget(qtbot):
 
     doc.undo_stack.clear()
     shiboken6.delete(doc)          # free the Qt side now, not during interpreter shutdown
+
+
+def test_every_action_icon_exists(qtbot):
+    import qtawesome as qta
+
+    from app.actions import ACTIONS
+
+    for spec in ACTIONS:
+        if spec.icon:
+            assert not qta.icon(spec.icon).isNull(), spec.id

@@ -91,6 +91,7 @@ class TrainConfig:
     lambda_pair: float = 0.0                 # L1 to the recoloured target (our addition; 0 = the paper's losses)
     lr_halve_epochs: float = 50.0
     heldout: list | None = None              # [[class, colour], ...] never trained on (None: the CamVid list)
+    curriculum: int = 0                      # SIMGAN: steps over which classes/colours widen from 3/4 to all
     amp: bool = True                         # mixed precision on CUDA (ignored elsewhere)
     vgg_scale: float = 1.0                   # VGG loss on images scaled by this factor (CPU presets: 0.5)
     # bookkeeping

@@ -296,3 +296,24 @@ def test_text_edit_request_runs_on_the_worker(simgan_model, camvid):
         assert ev.kind == "error" and "not a text-edit" in ev.error
     finally:
         w.shutdown()
+
+
+def test_curriculum_widens_classes_and_colours(tiny_camvid):
+    from engine.train.simgan import CURRICULUM_CLASSES, CURRICULUM_COLOURS
+    from engine.train.trainer import TrainConfig, make_trainer
+
+    tr = make_trainer(TrainConfig(family="simgan", data=str(tiny_camvid), size=(96, 72), batch=2, ngf=4, ndf=8,
+                                  ca_dim=8, lambda_vgg=0.0, ttur=False, curriculum=100), "/nonexistent-run")
+    classes, colours = tr.stage()
+    assert classes == set(CURRICULUM_CLASSES[:3]) and colours == CURRICULUM_COLOURS[:4]
+    data = tr.load_data()
+    rng = np.random.default_rng(1)
+    seen = set()
+    for i in range(40):
+        img, lab, _ = data.get_with_instances(i % len(data), (96, 72), rng)
+        _x, _x2, _t, tb = tr.make_pair(img, lab, rng)
+        seen |= {w for w in tb.replace(",", " ").split() if w in CURRICULUM_COLOURS}
+    assert seen and seen <= set(CURRICULUM_COLOURS[:4]) | {"white", "black", "grey"}
+    tr.step = 100
+    classes, colours = tr.stage()
+    assert set(CURRICULUM_CLASSES) <= classes and len(colours) == 11

@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self.model = model
         self.interactive_errors = interactive_errors
         self.last_error: str | None = None
+        self.last_info: str | None = None
         self.last_result = None
         self._explicit_jobs: set[int] = set()
         self._photo_jobs: dict[int, str] = {}     # auto-label / region jobs in flight
@@ -79,11 +80,19 @@ class MainWindow(QMainWindow):
         split.setSizes([700, 700])
         self.setCentralWidget(split)
         self.splitter = split
-        self.palette_panel = PalettePanel(self.doc.labelset)
+        self.palette_panel = PalettePanel(self.doc.labelset,
+                                          favourites=self.settings.get("favourites", {}).get(self.doc.labelset.name))
         dock = QDockWidget("Classes", self)
         dock.setObjectName("classes_dock")
         dock.setWidget(self.palette_panel)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        from .widgets.layers import LayersPanel
+
+        self.layers_panel = LayersPanel(self.doc)
+        ldock = QDockWidget("Layers", self)
+        ldock.setObjectName("layers_dock")
+        ldock.setWidget(self.layers_panel)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, ldock)
         hist = QDockWidget("History", self)
         hist.setObjectName("history_dock")
         hist.setWidget(QUndoView(self.doc.undo_stack))
@@ -127,7 +136,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = m.addMenu("Open &Recent")
         self._rebuild_recent()
         for k in ("save_project", "save_project_as", None, "new_from_photo", "open_labels", "open_photo", "save_labels",
-                  "save_labels_as", "export_result", None, "preferences", None, "quit"):
+                  "save_labels_as", "export_result", None, "convert_labelset", None, "preferences", None, "quit"):
             m.addSeparator() if k is None else m.addAction(a[k])
         m = mb.addMenu("&Edit")
         m.addAction(a["undo"])
@@ -135,15 +144,23 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Tools")
         self.tool_group = QActionGroup(self)
         for k in ("tool_brush", "tool_eraser", "tool_fill", "tool_picker", "tool_line", "tool_polygon", "tool_lasso",
-                  "tool_select"):
+                  "tool_select", "tool_sketch", "tool_merge", "tool_split"):
             self.tool_group.addAction(a[k])
             m.addAction(a[k])
         a["tool_brush"].setChecked(True)
         m.addSeparator()
-        for k in ("fill_global", "brush_square", "preserve_void", "brush_smaller", "brush_larger"):
-            m.addAction(a[k])
+        for k in ("new_instance", None, "fill_global", "brush_square", "preserve_void", "preserve_class",
+                  "brush_smaller", "brush_larger", None, "favourite"):
+            m.addSeparator() if k is None else m.addAction(a[k])
+        fm = m.addMenu("Favourite &Classes")
+        for n in range(1, 10):
+            fm.addAction(a[f"favourite_{n}"])
+            self.addAction(a[f"favourite_{n}"])          # keys 1-9 work without opening the menu
+        m = mb.addMenu("&Layer")
+        for k in ("layer_labels", "layer_instances", "layer_edges", None, "show_instances", "show_result"):
+            m.addSeparator() if k is None else m.addAction(a[k])
         m = mb.addMenu("&View")
-        for k in ("zoom_in", "zoom_out", "zoom_fit", "show_result"):
+        for k in ("zoom_in", "zoom_out", "zoom_fit"):
             m.addAction(a[k])
         m = mb.addMenu("&Generate")
         m.addAction(a["generate"])
@@ -158,8 +175,8 @@ class MainWindow(QMainWindow):
         tb.setIconSize(QSize(18, 18))
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         for k in ("open", "save_project", None, "undo", "redo", None, "tool_brush", "tool_eraser", "tool_fill",
-                  "tool_picker", "tool_line", "tool_polygon", "tool_lasso", "tool_select", None, "fill_global",
-                  "brush_square", "preserve_void"):
+                  "tool_picker", "tool_line", "tool_polygon", "tool_lasso", "tool_select", "tool_sketch", None,
+                  "new_instance", "tool_merge", "tool_split", None, "fill_global", "brush_square", "preserve_void"):
             tb.addSeparator() if k is None else tb.addAction(a[k])
         tb.addWidget(QLabel(" Size "))
         self.size_spin = QSpinBox(minimum=1, maximum=1024, value=self.canvas.brush_size)
@@ -201,20 +218,35 @@ class MainWindow(QMainWindow):
         d.undo_stack.canRedoChanged.connect(a["redo"].setEnabled)
         a["undo"].setEnabled(False)
         a["redo"].setEnabled(False)
-        for k in ("brush", "eraser", "fill", "picker", "line", "polygon", "lasso", "select"):
+        for k in ("brush", "eraser", "fill", "picker", "line", "polygon", "lasso", "select", "merge", "split"):
             a[f"tool_{k}"].triggered.connect(lambda _=False, k=k: c.set_tool(k))
+        a["tool_sketch"].triggered.connect(self.sketch_brush)
         a["brush_square"].toggled.connect(lambda on: (setattr(c, "brush_shape", "square" if on else "round"),
                                                       c.update()))
-        a["preserve_void"].toggled.connect(lambda on: setattr(c, "preserve", "void" if on else None))
+        a["preserve_void"].toggled.connect(lambda on: self._set_preserve("void", on))
+        a["preserve_class"].toggled.connect(lambda on: self._set_preserve("class", on))
         c.select_requested.connect(self.smart_select)
-        c.tool_changed.connect(lambda t: a[f"tool_{t}"].setChecked(True))
+        c.tool_changed.connect(self._on_tool_changed)
+        c.message.connect(lambda msg: self.statusBar().showMessage(msg, 6000))
+        c.instance_changed.connect(self._on_instance)
+        a["new_instance"].triggered.connect(self.new_instance)
+        a["show_instances"].toggled.connect(lambda on: d.set_layer_prop("instances", visible=on))
+        for k in ("labels", "instances", "edges"):
+            a[f"layer_{k}"].triggered.connect(lambda _=False, k=k: self.layers_panel.set_active(k))
+        self.layers_panel.active_changed.connect(self._on_active_layer)
+        d.layer_props_changed.connect(self._sync_layer_actions)
+        a["favourite"].triggered.connect(lambda: self.palette_panel.toggle_favourite(c.current_class))
+        self.palette_panel.favourites_changed.connect(self._save_favourites)
+        for n in range(1, 10):
+            a[f"favourite_{n}"].triggered.connect(lambda _=False, n=n: self.palette_panel.choose_favourite(n))
+        a["convert_labelset"].triggered.connect(lambda: self.convert_labelset())
         a["fill_global"].toggled.connect(lambda on: setattr(c, "fill_contiguous", not on))
         a["brush_smaller"].triggered.connect(lambda: c.set_brush_size(max(1, int(c.brush_size / 1.2))))
         a["brush_larger"].triggered.connect(lambda: c.set_brush_size(int(c.brush_size * 1.2) + 1))
         self.size_spin.valueChanged.connect(c.set_brush_size)
         c.brush_size_changed.connect(lambda v: (self.size_spin.blockSignals(True), self.size_spin.setValue(v),
                                                 self.size_spin.blockSignals(False)))
-        self.opacity_slider.valueChanged.connect(lambda v: (setattr(c, "label_opacity", v / 100), c.update()))
+        self.opacity_slider.valueChanged.connect(lambda v: d.set_layer_prop("labels", opacity=v / 100))
         a["zoom_in"].triggered.connect(lambda: c.zoom_at(1.25))
         a["zoom_out"].triggered.connect(lambda: c.zoom_at(0.8))
         a["zoom_fit"].triggered.connect(c.fit)
@@ -228,6 +260,7 @@ class MainWindow(QMainWindow):
         c.picked.connect(self.palette_panel.select)
         c.cursor_moved.connect(self._show_pos)
         d.labels_changed.connect(lambda _r: self.live.poke())
+        d.layers_changed.connect(lambda: self.palette_panel.labelset is not d.labelset and self._labelset_changed())
         d.modified_changed.connect(lambda _m: self._update_title())
         self.client.result.connect(self._on_result)
         self.client.error.connect(self._on_error)
@@ -266,13 +299,13 @@ class MainWindow(QMainWindow):
             box.open()
 
     # ---- file operations ---------------------------------------------------------------------
-    def _ask_path(self, save: bool, caption: str, filt: str, default: str = "") -> str | None:
+    def _ask_path(self, save: bool, caption: str, filt: str, default: str = "", with_filter: bool = False):
         start = str(Path(self.settings.get("last_dir", "")) / default) if self.settings.get("last_dir") else default
         fn = QFileDialog.getSaveFileName if save else QFileDialog.getOpenFileName
-        path, _ = fn(self, caption, start, filt)
+        path, chosen = fn(self, caption, start, filt)
         if path:
             self.settings.set("last_dir", str(Path(path).parent))
-        return path or None
+        return (path or None, chosen) if with_filter else (path or None)
 
     def _guarded(self, title: str, fn) -> bool:
         """Run a file operation; a failure becomes a dialog and leaves the document untouched."""
@@ -472,7 +505,6 @@ class MainWindow(QMainWindow):
             self.show_error("Smart select needs a photo", "Open a photo first (File > New from Photo).")
             return None
         photo = self.doc.photo.copy()
-        self._select_value = self.canvas.current_class
         job = self.client.submit(CallableRequest(fn=lambda ctx: smart_select(photo, rect), name="smart select"))
         self._photo_jobs[job] = "select"
         return job
@@ -482,7 +514,7 @@ class MainWindow(QMainWindow):
             if result is None:
                 self.status_job.setText("smart select found nothing in the rectangle")
             else:
-                self.doc.fill_shape(result[0], result[1], self._select_value, "Smart select", self.canvas._protect())
+                self.canvas.fill_mask(result[0], result[1], "Smart select")
             return
         if kind == "auto_label":
             self._guarded("Auto-label failed", lambda: self.doc.replace_labels(result, "Auto-label photo"))
@@ -515,15 +547,63 @@ class MainWindow(QMainWindow):
             self.canvas.show_result = getattr(self, "_result_was_shown", True)
         self.canvas.update()
 
-    def open_labels(self, path: Path | str | None = None) -> bool:
-        path = path or self._ask_path(False, "Open label map", "Label maps (*.png *.tif *.bmp)")
-        if not path or not self._guarded("Cannot open label map", lambda: self.doc.open_labels(path)):
+    def open_labels(self, path: Path | str | None = None, fmt: str = "auto") -> bool:
+        """Import a label file (formats: engine.labels.formats.IMPORT_FORMATS; the file dialog's filter
+        picks one). A file that does not fit the current label set is tried against the others."""
+        from engine.labels.formats import IMPORT_FORMATS
+
+        if path is None:
+            pats = {"labelme": "*.json", "auto": "*.png *.tif *.bmp *.json"}
+            filters = [f"{IMPORT_FORMATS[k]} ({pats.get(k, '*.png *.tif *.bmp')})" for k in IMPORT_FORMATS]
+            path, chosen = self._ask_path(False, "Import label map", ";;".join(filters), with_filter=True)
+            if not path:
+                return False
+            fmt = list(IMPORT_FORMATS)[filters.index(chosen)] if chosen in filters else "auto"
+        try:
+            ls, got = self._import_labels(Path(path), fmt)
+            keep_path = Path(path) if Path(path).suffix.lower() == ".png" and fmt in ("auto", "indexed") \
+                and got.instances is None and ls is self.doc.labelset else None
+            self.doc.set_labels(got.labels, keep_path, got.instances, labelset=ls)
+        except (LabelIOError, ValueError, OSError) as e:
+            self.show_error("Cannot open label map", str(e))
             return False
         self._add_recent(path)
         self.result_view.set_image(None)
         self.canvas.fit()
         self._update_title()
+        if got.notes:
+            self.show_info("Imported with notes", "\n".join(got.notes))
         return True
+
+    def _import_labels(self, path: Path, fmt: str):
+        """(label set, Imported): the current set first, then the one the file name suggests, then the rest."""
+        from engine.labels import available_labelsets, get_labelset
+        from engine.labels.formats import import_labels
+
+        try:
+            return self.doc.labelset, import_labels(path, self.doc.labelset, fmt)
+        except LabelIOError as first:
+            hint = ["cityscapes_35"] if ("labelIds" in path.name or "instanceIds" in path.name) else []
+            for name in hint + [n for n in available_labelsets() if n not in hint]:
+                ls = get_labelset(name)
+                if ls.name == self.doc.labelset.name:
+                    continue
+                try:
+                    got = import_labels(path, ls, fmt)
+                except LabelIOError:
+                    continue
+                got.notes.insert(0, f"{path.name} does not fit {self.doc.labelset.title}; it was read as "
+                                    f"{ls.title} (Edit > Convert Label Set maps it to another set)")
+                return ls, got
+            raise first
+
+    def show_info(self, title: str, msg: str) -> None:
+        self.last_info = msg
+        self.statusBar().showMessage(msg.splitlines()[0], 10000)
+        if self.interactive_errors:
+            box = QMessageBox(QMessageBox.Icon.Information, title, msg, QMessageBox.StandardButton.Ok, self)
+            box.setWindowModality(Qt.WindowModality.WindowModal)
+            box.open()
 
     def open_photo(self, path: Path | str | None = None) -> bool:
         path = path or self._ask_path(False, "Open photo", "Images (*.png *.jpg *.jpeg *.bmp *.tif)")
@@ -532,16 +612,29 @@ class MainWindow(QMainWindow):
         self.opacity_slider.setValue(50)
         return True
 
-    def save_labels(self, path: Path | str | None = None, ask: bool = False) -> bool:
-        if path is None and (ask or self.doc.path is None):
-            path = self._ask_path(True, "Save label map", "Indexed PNG (*.png)",
-                                  self.doc.path.name if self.doc.path else "labels.png")
+    def save_labels(self, path: Path | str | None = None, ask: bool = False, fmt: str = "indexed") -> bool:
+        """Export the labels (or instances, edges) in ``fmt`` (engine.labels.formats.EXPORT_FORMATS; the
+        dialog's filter picks one). Only the indexed PNG becomes the document's file."""
+        from engine.labels.formats import EXPORT_FORMATS, export_labels
+
+        if path is None and (ask or self.doc.path is None or self.doc.path.suffix.lower() != ".png"):
+            filters = [f"{title} (*{ext})" for title, ext in EXPORT_FORMATS.values()]
+            path, chosen = self._ask_path(True, "Export label map", ";;".join(filters),
+                                          self.doc.path.stem + ".png" if self.doc.path else "labels.png",
+                                          with_filter=True)
             if not path:
                 return False
-        if not self._guarded("Cannot save label map", lambda: self.doc.save_labels(path)):
-            return False
+            fmt = list(EXPORT_FORMATS)[filters.index(chosen)] if chosen in filters else "indexed"
+        if fmt == "indexed":
+            ok = self._guarded("Cannot save label map", lambda: self.doc.save_labels(path))
+        else:
+            d = self.doc
+            ok = self._guarded("Cannot export", lambda: export_labels(path, fmt, d.labels, d.labelset, d.instances,
+                                                                      d.edges))
+        if ok:
+            self.statusBar().showMessage(f"exported {EXPORT_FORMATS[fmt][0].lower()} to {Path(path).name}", 6000)
         self._update_title()
-        return True
+        return ok
 
     def export_result(self, path: Path | str | None = None) -> bool:
         if self.doc.result is None:
@@ -581,9 +674,99 @@ class MainWindow(QMainWindow):
         self.show_error("Live preview stopped", msg)
 
     def _toggle_result_layer(self, on: bool) -> None:
-        self.canvas.show_result = on
+        self.doc.set_layer_prop("result", visible=on)
         self.opacity_slider.setValue(0 if on else 100)
-        self.canvas.update()
+
+    # ---- layers, instances, favourites --------------------------------------------------------
+    def _sync_layer_actions(self) -> None:
+        """Menu checks and the toolbar's label opacity follow the document (panel edits, project loads)."""
+        a, props = self.actions_, self.doc.layer_props
+        for k, name in (("show_result", "result"), ("show_instances", "instances")):
+            if a[k].isChecked() != props[name].visible:
+                a[k].blockSignals(True)
+                a[k].setChecked(props[name].visible)
+                a[k].blockSignals(False)
+        v = round(props["labels"].opacity * 100)
+        if self.opacity_slider.value() != v:
+            self.opacity_slider.blockSignals(True)
+            self.opacity_slider.setValue(v)
+            self.opacity_slider.blockSignals(False)
+
+    def _on_active_layer(self, name: str) -> None:
+        self.canvas.active_layer = name
+        if name != "labels":
+            self.doc.ensure_layer(name)
+            if not self.doc.layer_props[name].visible:
+                self.doc.set_layer_prop(name, visible=True)
+        self._on_tool_changed(self.canvas.tool)
+        self.statusBar().showMessage({"labels": "Painting classes", "instances": "Painting instance ids",
+                                      "edges": "Painting edges / sketch lines"}[name], 4000)
+
+    def _on_tool_changed(self, tool: str) -> None:
+        a = self.actions_
+        key = "tool_sketch" if tool == "brush" and self.canvas.active_layer == "edges" else f"tool_{tool}"
+        a[key].setChecked(True)
+
+    def sketch_brush(self) -> None:
+        """The sketch brush: the brush on the edge layer."""
+        self.layers_panel.set_active("edges")
+        self.canvas.set_tool("brush")
+
+    def new_instance(self) -> int:
+        k = self.canvas.new_instance()
+        if not self.doc.layer_props["instances"].visible:
+            self.doc.set_layer_prop("instances", visible=True)
+        return k
+
+    def _on_instance(self, k: int) -> None:
+        self.status_job.setText(f"instance {k}")
+
+    def _set_preserve(self, mode: str, on: bool) -> None:
+        a, c = self.actions_, self.canvas
+        other = a["preserve_class" if mode == "void" else "preserve_void"]
+        if on and other.isChecked():
+            other.blockSignals(True)
+            other.setChecked(False)
+            other.blockSignals(False)
+        c.preserve = mode if on else None
+        c.preserve_class = c.current_class if on and mode == "class" else None
+        if on and mode == "class":
+            self.statusBar().showMessage(f"Painting only over {self.doc.labelset.classes[c.current_class].name} "
+                                         "and void", 6000)
+
+    def _save_favourites(self, labelset: str, favs: list) -> None:
+        all_favs = dict(self.settings.get("favourites", {}))
+        all_favs[labelset] = favs
+        self.settings.set("favourites", all_favs)
+
+    def _labelset_changed(self) -> None:
+        ls = self.doc.labelset
+        self.palette_panel.set_labelset(ls, self.settings.get("favourites", {}).get(ls.name, []))
+        if self.canvas.current_class >= ls.num_indices:
+            self.canvas.current_class = 0
+        self.palette_panel.select(self.canvas.current_class)
+
+    def convert_labelset(self, target: str | None = None, accept_with=None) -> bool:
+        """The conversion dialog; ``accept_with(dialog)`` adjusts and accepts it (tests)."""
+        from .model.document import LayerLocked
+        from .widgets.convert import ConvertDialog
+
+        dlg = ConvertDialog(self.doc.labels, self.doc.labelset, self, target=target)
+        if accept_with is not None:
+            accept_with(dlg)
+            ok = True
+        else:
+            ok = dlg.exec() == dlg.DialogCode.Accepted
+        if not ok:
+            return False
+        try:
+            self.doc.convert_labelset(dlg.target, dlg.mapping())
+        except (LayerLocked, ValueError) as e:
+            self.show_error("Cannot convert", str(e))
+            return False
+        self.status_job.setText(f"converted to {dlg.target.title}; {dlg.lost_pixels():,} pixels became void "
+                                "(Ctrl+Z undoes)")
+        return True
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def closeEvent(self, ev) -> None:  # noqa: N802

@@ -35,7 +35,7 @@ MIMETYPE = "application/x-semstudio-project"
 FORMAT = "semstudio-project"
 VERSION = 1
 SUFFIX = ".semstudio"
-LAYER_KINDS = ("photo", "labels", "instances", "edges", "result", "mask")
+LAYER_KINDS = ("photo", "result", "labels", "instances", "edges", "mask")    # also the default order, bottom up
 THUMB = 256
 
 

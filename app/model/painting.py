@@ -47,11 +47,12 @@ def dab_rect(cx: float, cy: float, diameter: int) -> Rect:
 
 
 def dab(labels: np.ndarray, cx: float, cy: float, diameter: int, value: int, shape: str = "round",
-        protect: np.ndarray | None = None) -> Rect | None:
+        protect: np.ndarray | None = None, protect_src: np.ndarray | None = None) -> Rect | None:
     """Stamp one hard-edged dab; returns the clipped rectangle it may have changed.
 
     ``protect``: optional bool LUT over label values; pixels whose current value is protected keep it
-    (preserve-labels mode).
+    (preserve-labels mode). ``protect_src``: the layer the LUT reads (default ``labels`` itself; the
+    instance layer is protected by the class under it).
     """
     h, w = labels.shape
     full = dab_rect(cx, cy, diameter)
@@ -61,9 +62,19 @@ def dab(labels: np.ndarray, cx: float, cy: float, diameter: int, value: int, sha
     m = brush_mask(int(diameter), shape)[r[1] - full[1]:r[3] - full[1], r[0] - full[0]:r[2] - full[0]]
     region = labels[r[1]:r[3], r[0]:r[2]]
     if protect is not None:
-        m = m & ~protect[region]
+        src = region if protect_src is None else protect_src[r[1]:r[3], r[0]:r[2]]
+        m = m & ~protect[src]
     region[m] = value
     return r
+
+
+def segment_points(p0: tuple[float, float], p1: tuple[float, float], diameter: int):
+    """Dab centres from ``p0`` (exclusive) to ``p1`` (inclusive), at most a quarter diameter apart."""
+    dist = float(np.hypot(p1[0] - p0[0], p1[1] - p0[1]))
+    n = max(1, int(np.ceil(dist / max(1.0, diameter / 4.0))))
+    for i in range(1, n + 1):
+        t = i / n
+        yield p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t
 
 
 def stroke_segment(labels: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], diameter: int,
@@ -73,13 +84,8 @@ def stroke_segment(labels: np.ndarray, p0: tuple[float, float], p1: tuple[float,
 
     ``before(rect)`` is called before each dab modifies ``rect`` (undo tile capture).
     """
-    dist = float(np.hypot(p1[0] - p0[0], p1[1] - p0[1]))
-    spacing = max(1.0, diameter / 4.0)
-    n = max(1, int(np.ceil(dist / spacing)))
     changed = None
-    for i in range(1, n + 1):
-        t = i / n
-        x, y = p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t
+    for x, y in segment_points(p0, p1, diameter):
         if before is not None:
             h, w = labels.shape
             r = clip_rect(dab_rect(x, y, diameter), w, h)
@@ -89,19 +95,14 @@ def stroke_segment(labels: np.ndarray, p0: tuple[float, float], p1: tuple[float,
     return changed
 
 
-def flood_fill(labels: np.ndarray, x: int, y: int, value: int, contiguous: bool = True):
-    """Fill the 4-connected region of (x, y)'s class (contiguous) or every pixel of that class (global).
-
-    Returns ``(rect, mask, old)``: the bounding box of changed pixels, the changed-pixel mask inside it
-    and the previous value; ``None`` when nothing changed. The contiguous fill is a scan-line seed fill
-    (OpenCV floodFill), so its cost follows the region, not the canvas.
-    """
+def flood_region(labels: np.ndarray, x: int, y: int, contiguous: bool = True):
+    """The 4-connected region of (x, y)'s class (contiguous) or every pixel of that class (global), as
+    ``(rect, mask)`` — the bounding box and the region's mask inside it; ``None`` outside the canvas.
+    The contiguous search is a scan-line seed fill (OpenCV floodFill): its cost follows the region."""
     h, w = labels.shape
     if not (0 <= x < w and 0 <= y < h):
         return None
-    old = int(labels[y, x])
-    if old == value:
-        return None
+    old = labels[y, x]
     if contiguous:
         if labels.dtype == np.uint8:
             mask = np.zeros((h + 2, w + 2), np.uint8)
@@ -114,13 +115,24 @@ def flood_fill(labels: np.ndarray, x: int, y: int, value: int, contiguous: bool 
             k = comp[y, x]
             bx, by, bw, bh = (int(v) for v in stats[k, :4])
             sub = comp[by:by + bh, bx:bx + bw] == k
-        r = (int(bx), int(by), int(bx + bw), int(by + bh))
-        labels[r[1]:r[3], r[0]:r[2]][sub] = value
-        return r, sub, old
+        return (int(bx), int(by), int(bx + bw), int(by + bh)), sub
     mask = labels == old
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     r = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    sub = mask[r[1]:r[3], r[0]:r[2]]
+    return r, mask[r[1]:r[3], r[0]:r[2]]
+
+
+def flood_fill(labels: np.ndarray, x: int, y: int, value: int, contiguous: bool = True):
+    """Fill :func:`flood_region` with ``value``.
+
+    Returns ``(rect, mask, old)``: the bounding box of changed pixels, the changed-pixel mask inside it
+    and the previous value; ``None`` when nothing changed.
+    """
+    h, w = labels.shape
+    if not (0 <= x < w and 0 <= y < h) or int(labels[y, x]) == value:
+        return None
+    old = int(labels[y, x])
+    r, sub = flood_region(labels, x, y, contiguous)
     labels[r[1]:r[3], r[0]:r[2]][sub] = value
     return r, sub, old
 
@@ -158,10 +170,14 @@ class TileSnapshot:
 class LabelColorizer:
     """RGBA view of a label layer, updated through a colour LUT for dirty rectangles only."""
 
-    def __init__(self, labels: np.ndarray, palette: np.ndarray, alpha: int = 255):
+    def __init__(self, labels: np.ndarray, palette: np.ndarray, alpha: int = 255, lut: np.ndarray | None = None):
         self.labels = labels
         self.rgba = np.zeros(labels.shape + (4,), dtype=np.uint8)
-        self.set_palette(palette, alpha)
+        if lut is not None:                 # a full RGBA table (overlays: instances, edges)
+            self.lut = np.ascontiguousarray(lut, np.uint8)
+            self.update()
+        else:
+            self.set_palette(palette, alpha)
 
     def set_palette(self, palette: np.ndarray, alpha: int = 255) -> None:
         lut = np.zeros((65536 if self.labels.dtype == np.uint16 else 256, 4), np.uint8)
@@ -182,3 +198,47 @@ class LabelColorizer:
         else:
             x0, y0, x1, y1 = r
             self.rgba[y0:y1, x0:x1] = self.lut[self.labels[y0:y1, x0:x1]]
+
+
+class InstanceOverlay(LabelColorizer):
+    """RGBA view of the instance layer: each id tinted in its own colour, outlines opaque white."""
+
+    def __init__(self, inst: np.ndarray, tint: int = 90):
+        from .instances import instance_colours
+
+        lut = np.zeros((65536, 4), np.uint8)
+        lut[:, :3] = instance_colours()
+        lut[1:, 3] = tint
+        super().__init__(inst, None, lut=lut)
+
+    def update(self, r: Rect | None = None) -> None:
+        from .instances import outlines
+
+        h, w = self.labels.shape
+        if r is None:
+            x0, y0, x1, y1 = 0, 0, w, h
+        else:   # a changed pixel changes its neighbours' outlines too
+            x0, y0, x1, y1 = max(0, r[0] - 1), max(0, r[1] - 1), min(w, r[2] + 1), min(h, r[3] + 1)
+        # outlines are computed with one more pixel of context on every side
+        cx0, cy0, cx1, cy1 = max(0, x0 - 1), max(0, y0 - 1), min(w, x1 + 1), min(h, y1 + 1)
+        region = self.labels[cy0:cy1, cx0:cx1]
+        out = self.lut[region]
+        out[outlines(region)] = (255, 255, 255, 255)
+        self.rgba[y0:y1, x0:x1] = out[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+
+    def update_mask(self, r: Rect, mask: np.ndarray, value: int) -> None:
+        self.update(r)
+
+
+def edge_lut(colour=(255, 255, 255)) -> np.ndarray:
+    lut = np.zeros((256, 4), np.uint8)
+    lut[1:, :3] = colour
+    lut[1:, 3] = 255
+    return lut
+
+
+def mask_lut(colour=(255, 0, 255)) -> np.ndarray:
+    lut = np.zeros((256, 4), np.uint8)
+    lut[1, :3] = colour
+    lut[1, 3] = 255
+    return lut

@@ -101,7 +101,7 @@ def test_generate_emits_result_and_shows_it(win, qtbot):
     assert win.doc.result is res.image
     assert win.result_view.pixmap() is not None and not win.result_view.pixmap().isNull()
     win.actions_["show_result"].setChecked(True)
-    assert win.canvas.show_result and win.canvas._result_img is not None
+    assert win.canvas.show_result and win.canvas._images.get("result") is not None
 
 
 def test_live_preview_regenerates_after_an_edit(win, qtbot):
@@ -172,7 +172,7 @@ def test_live_scheduler_skips_unchanged_canvas(win, qtbot):
 def test_photo_under_labels(win, qtbot, camvid):
     assert win.open_photo(camvid / "val" / "0016E5_08039.png")
     assert win.doc.photo.shape == (360, 480, 3)
-    assert win.canvas._photo_img is not None and win.opacity_slider.value() == 50
+    assert win.canvas._images.get("photo") is not None and win.opacity_slider.value() == 50
     assert not win.open_photo(camvid / "README.md")
     assert win.doc.photo is not None                   # a failed open keeps the photo
 

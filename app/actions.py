@@ -35,6 +35,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("convert_labelset", "Convert Label &Set…", None, "fa6s.right-left",
                "Switch to another label set with an explicit class-by-class mapping (undoable)"),
     ActionSpec("export_result", "&Export Result…", "Ctrl+E", "fa6s.file-export", "Save the generated image"),
+    ActionSpec("models", "&Models…", "Ctrl+Shift+M", "fa6s.cubes",
+               "Bundled and imported models: state, card, import, models folder, unload all"),
     ActionSpec("preferences", "P&references…", QKeySequence.StandardKey.Preferences, "fa6s.gear",
                "Device, memory budgets, models folder, autosave interval, shortcuts"),
     ActionSpec("quit", "&Quit", QKeySequence.StandardKey.Quit, None, ""),

@@ -136,7 +136,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = m.addMenu("Open &Recent")
         self._rebuild_recent()
         for k in ("save_project", "save_project_as", None, "new_from_photo", "open_labels", "open_photo", "save_labels",
-                  "save_labels_as", "export_result", None, "convert_labelset", None, "preferences", None, "quit"):
+                  "save_labels_as", "export_result", None, "convert_labelset", None, "models", "preferences", None,
+                  "quit"):
             m.addSeparator() if k is None else m.addAction(a[k])
         m = mb.addMenu("&Edit")
         m.addAction(a["undo"])
@@ -240,6 +241,7 @@ class MainWindow(QMainWindow):
         for n in range(1, 10):
             a[f"favourite_{n}"].triggered.connect(lambda _=False, n=n: self.palette_panel.choose_favourite(n))
         a["convert_labelset"].triggered.connect(lambda: self.convert_labelset())
+        a["models"].triggered.connect(lambda: self.model_manager())
         a["fill_global"].toggled.connect(lambda on: setattr(c, "fill_contiguous", not on))
         a["brush_smaller"].triggered.connect(lambda: c.set_brush_size(max(1, int(c.brush_size / 1.2))))
         a["brush_larger"].triggered.connect(lambda: c.set_brush_size(int(c.brush_size * 1.2) + 1))
@@ -746,6 +748,41 @@ class MainWindow(QMainWindow):
             self.canvas.current_class = 0
         self.palette_panel.select(self.canvas.current_class)
 
+    def model_manager(self, interactive: bool | None = None):
+        """The Models dialog (non-modal; one at a time)."""
+        from .widgets.models import ModelManagerDialog
+
+        dlg = getattr(self, "_models_dialog", None)
+        if dlg is None:
+            dlg = ModelManagerDialog(self.client, self.model, self,
+                                     self.interactive_errors if interactive is None else interactive)
+            dlg.model_chosen.connect(lambda path, card: self.use_model(path, card))
+            self._models_dialog = dlg
+        else:
+            dlg.refresh()
+        dlg.show()
+        dlg.raise_()
+        return dlg
+
+    def use_model(self, path: str, card: dict | None = None, convert_with=None) -> bool:
+        """Generate with ``path`` from now on. A model of another label set first offers the conversion
+        dialog (``convert_with`` answers it in tests); declining keeps the current model."""
+        card = card or {}
+        want = card.get("labelset")
+        if want and want != self.doc.labelset.name:
+            if convert_with is None and not self.interactive_errors:
+                self.show_error("Label set differs", f"{Path(path).name} uses {want}; convert the document first")
+                return False
+            if not self.convert_labelset(want, accept_with=convert_with):
+                self.status_job.setText(f"kept {Path(self.model).name if self.model else 'the demo model'}: "
+                                        f"{Path(path).name} needs label set {want}")
+                return False
+        self.model = path
+        self.live.model = path
+        self.settings.set("model", path)
+        self.status_job.setText(f"generating with {card.get('title') or Path(path).name}")
+        return True
+
     def convert_labelset(self, target: str | None = None, accept_with=None) -> bool:
         """The conversion dialog; ``accept_with(dialog)`` adjusts and accepts it (tests)."""
         from .model.document import LayerLocked
@@ -753,8 +790,7 @@ class MainWindow(QMainWindow):
 
         dlg = ConvertDialog(self.doc.labels, self.doc.labelset, self, target=target)
         if accept_with is not None:
-            accept_with(dlg)
-            ok = True
+            ok = accept_with(dlg) is not False          # returning False declines
         else:
             ok = dlg.exec() == dlg.DialogCode.Accepted
         if not ok:

@@ -108,6 +108,11 @@ class LoadModelRequest(Request):
 
 
 @dataclass
+class UnloadRequest(Request):
+    """Release every resident model (generators, stylizer, text editor, segmenter) and their memory."""
+
+
+@dataclass
 class CallableRequest(Request):
     """Run ``fn(ctx)`` on the worker (tests, benchmarks, later engine features)."""
 

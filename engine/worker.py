@@ -19,7 +19,7 @@ from collections import deque
 from typing import Callable
 
 from .api import (CallableRequest, Event, GenerateRequest, GenerateResult, LoadModelRequest, Request, StylizeRequest,
-                  TextEditRequest, VideoRequest, AutoLabelRequest, RegionRequest)
+                  TextEditRequest, VideoRequest, AutoLabelRequest, RegionRequest, UnloadRequest)
 
 
 class Cancelled(Exception):
@@ -198,6 +198,14 @@ class Worker:
             return run_autolabel(req, ctx)
         if isinstance(req, RegionRequest):
             return run_region(req, ctx)
+        if isinstance(req, UnloadRequest):
+            names = self._manager.resident() if self._manager is not None else []
+            names += [n for n, held in (("photowct", self._photowct), ("text editor", self._editor),
+                                        ("segmenter", self._segmenter)) if held is not None]
+            self._photowct = self._editor = self._segmenter = None
+            if self._manager is not None:
+                self._manager.clear()
+            return names
         if isinstance(req, CallableRequest):
             return req.fn(ctx)
         raise TypeError(f"no handler for {req.kind}")

@@ -68,7 +68,8 @@ class MainWindow(QMainWindow):
         self._photo_jobs: dict[int, str] = {}     # auto-label / region jobs in flight
         self.doc = Document(parent=self)
         self.client = client or EngineClient(self.settings.get("device", "auto"))
-        self.live = LiveScheduler(self.client, lambda: self.doc.labels, self.doc.labels_hash)
+        self.live = LiveScheduler(self.client, lambda: self.doc.labels, self.doc.labels_hash,
+                                  get_inputs=self._generation_inputs)
         self.live.model = model
         self.canvas = CanvasView(self.doc)
         self.result_view = ResultView()
@@ -93,6 +94,20 @@ class MainWindow(QMainWindow):
         ldock.setObjectName("layers_dock")
         ldock.setWidget(self.layers_panel)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, ldock)
+        from .widgets.jobs import JobsPanel
+        from .widgets.style import StylePanel
+
+        self.style_panel = StylePanel(self.doc)
+        sdock = QDockWidget("Style", self)
+        sdock.setObjectName("style_dock")
+        sdock.setWidget(self.style_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, sdock)
+        self.jobs_panel = JobsPanel(self.client)
+        jdock = QDockWidget("Jobs", self)
+        jdock.setObjectName("jobs_dock")
+        jdock.setWidget(self.jobs_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, jdock)
+        self.side_docks = {"style": sdock, "jobs": jdock}
         hist = QDockWidget("History", self)
         hist.setObjectName("history_dock")
         hist.setWidget(QUndoView(self.doc.undo_stack))
@@ -123,6 +138,7 @@ class MainWindow(QMainWindow):
         from .widgets.preferences import apply_preferences
 
         apply_preferences(self)
+        self._refresh_model_card()
         if labels_path is not None:
             self.open_file(labels_path)
         self._update_title()
@@ -242,6 +258,9 @@ class MainWindow(QMainWindow):
             a[f"favourite_{n}"].triggered.connect(lambda _=False, n=n: self.palette_panel.choose_favourite(n))
         a["convert_labelset"].triggered.connect(lambda: self.convert_labelset())
         a["models"].triggered.connect(lambda: self.model_manager())
+        self.style_panel.changed.connect(self.live.poke)
+        self.style_panel.swatches_requested.connect(self.instance_swatches)
+        self.jobs_panel.apply_result.connect(self.apply_result)
         a["fill_global"].toggled.connect(lambda on: setattr(c, "fill_contiguous", not on))
         a["brush_smaller"].triggered.connect(lambda: c.set_brush_size(max(1, int(c.brush_size / 1.2))))
         a["brush_larger"].triggered.connect(lambda: c.set_brush_size(int(c.brush_size * 1.2) + 1))
@@ -280,6 +299,13 @@ class MainWindow(QMainWindow):
         self.status_pos.setText(f"{x}, {y}  {name}" if v is not None else "")
 
     def _on_event(self, ev) -> None:
+        sw = getattr(self, "_swatch_jobs", {})
+        if ev.job_id in sw and ev.kind in ("result", "error", "cancelled"):
+            iid = sw.pop(ev.job_id)
+            if ev.kind == "result":
+                self.style_panel.show_swatches(iid, ev.result)
+            elif ev.kind == "error":
+                self.show_error("Swatches failed", ev.error or "unknown engine error")
         kind = self._photo_jobs.pop(ev.job_id, None) if ev.kind in ("result", "error", "cancelled") else None
         if kind is not None and ev.kind == "result":
             self._photo_job_done(kind, ev.result)
@@ -651,10 +677,78 @@ class MainWindow(QMainWindow):
                              lambda: save_image_atomic(Image.fromarray(self.doc.result), path))
 
     # ---- generation --------------------------------------------------------------------------
+    def _generation_inputs(self) -> tuple[dict, str]:
+        """Seed, instances and style controls of the next generation, and their fingerprint."""
+        seed, controls = self.style_panel.controls()
+        inst = self.doc.instances
+        key = self.style_panel.key() + ("" if inst is None else str(hash(inst.tobytes())))
+        return {"seed": seed, "instances": inst, "controls": controls}, key
+
     def generate(self) -> int:
         self.status_job.setText("queued…")
-        job = self.client.generate(self.doc.labels, model=self.model)
+        kwargs, _key = self._generation_inputs()
+        job = self.client.generate(self.doc.labels, model=self.model, **kwargs)
         self._explicit_jobs.add(job)
+        return job
+
+    def _refresh_model_card(self) -> dict:
+        """Read the current model's card (a small JSON file) and show the controls it supports."""
+        from engine.cards import ModelError, read_card
+        from engine.registry import load_clusters, resolve_model
+
+        card, clusters = {}, None
+        try:
+            d = resolve_model(self.model)
+            if d.is_dir():
+                card = read_card(d)
+                f = card.get("files", {}).get("clusters")
+                if f:
+                    clusters = load_clusters(d / f["path"])
+        except (ModelError, OSError, KeyError, ValueError) as e:
+            self.status_job.setText(f"model card: {e}")
+        self.model_card = card
+        self.style_panel.set_card(card, clusters)
+        return card
+
+    def apply_result(self, img: np.ndarray) -> None:
+        """A result from the history becomes the result layer again."""
+        self.doc.set_result(img)
+        self.result_view.set_image(img)
+
+    def instance_swatches(self, iid: int) -> int | None:
+        """Render the instance once per feature cluster of its class (engine thread); icons in the panel."""
+        from engine.api import CallableRequest
+
+        if self.doc.instances is None:
+            return None
+        labels, inst, model = self.doc.labels.copy(), self.doc.instances.copy(), self.model
+        seed, controls = self.style_panel.controls()
+        ys, xs = np.nonzero(inst == iid)
+        if xs.size == 0:
+            return None
+        cls = int(labels[ys[0], xs[0]])
+        n = self.style_panel.n_clusters.get(cls, 0)
+        box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+        def run(ctx):
+            import dataclasses
+
+            from engine.registry import generate
+
+            m = ctx.model(model)
+            out = []
+            for k in range(n):
+                ctx.progress(k / max(1, n), f"swatch {k + 1} of {n}")
+                c = dataclasses.replace(controls, instance_clusters={**(controls.instance_clusters or {}), iid: k})
+                img = generate(m, labels, inst, seed, controls=c)
+                sy, sx = img.shape[0] / labels.shape[0], img.shape[1] / labels.shape[1]
+                x0, y0, x1, y1 = box
+                out.append(np.ascontiguousarray(img[int(y0 * sy):max(int(y0 * sy) + 1, int(y1 * sy)),
+                                                    int(x0 * sx):max(int(x0 * sx) + 1, int(x1 * sx))]))
+            return out
+        job = self.client.submit(CallableRequest(fn=run, name="instance swatches"))
+        self._swatch_jobs = getattr(self, "_swatch_jobs", {})
+        self._swatch_jobs[job] = iid
         return job
 
     def _on_result(self, ev, res) -> None:
@@ -780,6 +874,7 @@ class MainWindow(QMainWindow):
         self.model = path
         self.live.model = path
         self.settings.set("model", path)
+        self._refresh_model_card()
         self.status_job.setText(f"generating with {card.get('title') or Path(path).name}")
         return True
 

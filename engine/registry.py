@@ -341,6 +341,8 @@ class StyleControls:
     with the label map). ``class_styles``: GroupDNet class index -> (seed, t): that class's latent code
     is moved a fraction ``t`` (1 = fully resampled) toward a fresh code drawn from ``seed``.
     ``instance_clusters``: pix2pixHD instance id -> cluster index of its class's feature clusters.
+    ``class_locks``: GroupDNet class index -> the seed whose code that class keeps whatever the
+    generation's seed (a locked class looks the same while the others are rerolled).
     ``frame``: S-Flow: the RGB/CG frame whose thresholded Laplacian is the edge input (any size; None:
     the label map's boundaries). ``edges``: S-Flow: a ready (H, W) edge map in 0..1 instead (e.g. DNED's).
     """
@@ -348,6 +350,7 @@ class StyleControls:
     style_image: np.ndarray | None = None
     class_styles: dict[int, tuple[int, float]] | None = None
     instance_clusters: dict[int, int] | None = None
+    class_locks: dict[int, int] | None = None
     frame: np.ndarray | None = None
     edges: np.ndarray | None = None
 
@@ -494,6 +497,11 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
             f = 2 ** cfg.n_up
             lh, lw = gh // f, gw // f
             z = torch.randn(1, cfg.num_classes, Z_PER_CLASS, lh * lw, generator=gen)
+            for c, s in (controls.class_locks or {}).items():
+                if not 0 <= int(c) < cfg.num_classes:
+                    raise ValueError(f"class {c} is outside 0..{cfg.num_classes - 1}")
+                z[0, int(c)] = torch.randn(1, cfg.num_classes, Z_PER_CLASS, lh * lw,
+                                           generator=torch.Generator().manual_seed(int(s)))[0, int(c)]
             for c, (s, t) in (controls.class_styles or {}).items():
                 if not 0 <= int(c) < cfg.num_classes:
                     raise ValueError(f"class {c} is outside 0..{cfg.num_classes - 1}")

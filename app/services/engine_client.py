@@ -45,10 +45,11 @@ class EngineClient(QObject):
     def submit(self, req) -> int:
         return self.worker.submit(req)
 
-    def generate(self, labels, model=None, seed=None, size=None, live=False) -> int:
-        """Queue a generation of a snapshot of ``labels`` (copied here, once)."""
+    def generate(self, labels, model=None, seed=None, size=None, live=False, instances=None, controls=None) -> int:
+        """Queue a generation of a snapshot of ``labels`` (and ``instances``; copied here, once)."""
         return self.submit(GenerateRequest(labels=labels.copy(), model=model, seed=seed, size=size,
-                                           replace_key="live" if live else None))
+                                           instances=None if instances is None else instances.copy(),
+                                           controls=controls, replace_key="live" if live else None))
 
     def preload(self, model=None) -> int:
         return self.submit(LoadModelRequest(model=model))
@@ -68,9 +69,12 @@ class LiveScheduler(QObject):
 
     failed = Signal(str)
 
-    def __init__(self, client: EngineClient, get_labels, get_hash, delay_ms: int = 250, parent=None):
+    def __init__(self, client: EngineClient, get_labels, get_hash, delay_ms: int = 250, parent=None,
+                 get_inputs=None):
         super().__init__(parent)
         self.client, self.get_labels, self.get_hash = client, get_labels, get_hash
+        # extra inputs of a generation (seed, instances, style controls) and their fingerprint
+        self.get_inputs = get_inputs or (lambda: ({}, ""))
         self.enabled = False
         self.model = None
         self._timer = QTimer(self)
@@ -100,11 +104,12 @@ class LiveScheduler(QObject):
         if self._job is not None:        # one in flight: run again when it finishes
             self._pending = True
             return
-        h = self.get_hash()
+        kwargs, key = self.get_inputs()
+        h = self.get_hash() + key
         if h == self._last_hash:
             return
         self._last_hash = h
-        self._job = self.client.generate(self.get_labels(), model=self.model, live=True)
+        self._job = self.client.generate(self.get_labels(), model=self.model, live=True, **kwargs)
 
     def _on_event(self, ev: Event) -> None:
         if ev.job_id == self._job and ev.kind in ("result", "error", "cancelled"):

@@ -87,3 +87,10 @@ def test_generate_per_class_style(vectors, tmp_path):
     assert np.abs(base.astype(int) - other).mean() > 0.5
     with pytest.raises(ValueError, match="class 8"):
         registry.generate(lm, lab, seed=3, controls=registry.StyleControls(class_styles={8: (1, 1.0)}))
+    # a locked class keeps its seed-3 code when the seed changes; the others change
+    locked = registry.generate(lm, lab, seed=4, controls=registry.StyleControls(class_locks={2: 3}))
+    reroll = registry.generate(lm, lab, seed=4)
+    same_lock = registry.generate(lm, lab, seed=3, controls=registry.StyleControls(class_locks={2: 3}))
+    assert np.array_equal(same_lock, base)                        # locking at the current seed changes nothing
+    assert np.abs(locked.astype(int) - reroll).mean() > 0.5       # the lock holds class 2 back
+    assert np.abs(locked.astype(int) - base).mean() > 0.5         # while the other classes reroll

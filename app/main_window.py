@@ -102,12 +102,21 @@ class MainWindow(QMainWindow):
         sdock.setObjectName("style_dock")
         sdock.setWidget(self.style_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, sdock)
+        from .widgets.stylize import StylizePanel
+
+        self.stylize_panel = StylizePanel(user_styles=self.settings.get("style_images", []))
+        zdock = QDockWidget("Stylize", self)
+        zdock.setObjectName("stylize_dock")
+        zdock.setWidget(self.stylize_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, zdock)
         self.jobs_panel = JobsPanel(self.client)
         jdock = QDockWidget("Jobs", self)
         jdock.setObjectName("jobs_dock")
         jdock.setWidget(self.jobs_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, jdock)
-        self.side_docks = {"style": sdock, "jobs": jdock}
+        self.side_docks = {"style": sdock, "stylize": zdock, "jobs": jdock}
+        self.tabifyDockWidget(sdock, zdock)
+        sdock.raise_()
         hist = QDockWidget("History", self)
         hist.setObjectName("history_dock")
         hist.setWidget(QUndoView(self.doc.undo_stack))
@@ -261,6 +270,8 @@ class MainWindow(QMainWindow):
         self.style_panel.changed.connect(self.live.poke)
         self.style_panel.swatches_requested.connect(self.instance_swatches)
         self.jobs_panel.apply_result.connect(self.apply_result)
+        self.stylize_panel.stylize_requested.connect(self.stylize)
+        self.stylize_panel.user_styles_changed.connect(lambda paths: self.settings.set("style_images", paths))
         a["fill_global"].toggled.connect(lambda on: setattr(c, "fill_contiguous", not on))
         a["brush_smaller"].triggered.connect(lambda: c.set_brush_size(max(1, int(c.brush_size / 1.2))))
         a["brush_larger"].triggered.connect(lambda: c.set_brush_size(int(c.brush_size * 1.2) + 1))
@@ -310,7 +321,8 @@ class MainWindow(QMainWindow):
         if kind is not None and ev.kind == "result":
             self._photo_job_done(kind, ev.result)
         elif kind is not None and ev.kind == "error":
-            self.show_error({"auto_label": "Auto-label failed", "select": "Smart select failed"}.get(
+            self.show_error({"auto_label": "Auto-label failed", "select": "Smart select failed",
+                             "stylize": "Stylization failed"}.get(
                 kind, "Region regeneration failed"), ev.error or "unknown engine error")
         if ev.kind in ("started", "progress") and ev.stage:
             self.status_job.setText(ev.stage + "…")
@@ -538,6 +550,13 @@ class MainWindow(QMainWindow):
         return job
 
     def _photo_job_done(self, kind: str, result) -> None:
+        if kind == "stylize":
+            self.apply_result(result.image)
+            self.actions_["show_result"].setChecked(True)
+            self.status_job.setText(f"stylized in {result.info.get('seconds', 0):.1f} s "
+                                    f"(smoothing {result.info.get('smooth')})")
+            self.stylized = result
+            return
         if kind == "select":
             if result is None:
                 self.status_job.setText("smart select found nothing in the rectangle")
@@ -709,6 +728,26 @@ class MainWindow(QMainWindow):
         self.model_card = card
         self.style_panel.set_card(card, clusters)
         return card
+
+    def stylize(self, style: np.ndarray, mode: str = "global", smooth: str = "exact") -> int | None:
+        """PhotoWCT + smoothing of the current result (or the photo) on the engine thread; the output
+        becomes a new result. Region-wise uses the document's labels where they are street classes."""
+        from engine.api import StylizeRequest
+
+        content = self.doc.result if self.doc.result is not None else self.doc.photo
+        if content is None:
+            self.show_error("Nothing to stylize", "Generate an image (or open a photo) first.")
+            return None
+        c_lab = None
+        if mode == "regions" and self.doc.labelset.name == "camvid_11":
+            from engine.labels.maps import resize_nearest
+
+            c_lab = resize_nearest(self.doc.labels, (content.shape[1], content.shape[0]))
+        job = self.client.submit(StylizeRequest(content=content.copy(), style=style, content_labels=c_lab,
+                                                smooth=smooth, auto_labels=mode == "regions"))
+        self._photo_jobs[job] = "stylize"
+        self.status_job.setText("stylizing…")
+        return job
 
     def apply_result(self, img: np.ndarray) -> None:
         """A result from the history becomes the result layer again."""

@@ -50,6 +50,7 @@ class StylizeRequest(Request):
     style_labels: np.ndarray | None = None
     smooth: str = "exact"                     # exact | fast | none
     model: str | None = None                  # PhotoWCT model folder / photo_wct.pth; None = bundled
+    auto_labels: bool = False                 # region-wise: label missing maps with the street segmenter
 
 
 @dataclass

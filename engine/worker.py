@@ -249,6 +249,14 @@ def run_stylize(req: StylizeRequest, ctx: JobContext):
     from .stylize.pipeline import stylize
 
     t0 = time.perf_counter()
+    c_lab, s_lab = req.content_labels, req.style_labels
+    if req.auto_labels and (c_lab is None or s_lab is None):
+        from .models.segmenter import segment_photo
+
+        ctx.progress(0.0, "labelling the photos for region-wise transfer")
+        seg = ctx.worker.segmenter(None)
+        c_lab = segment_photo(seg, req.content) if c_lab is None else c_lab
+        s_lab = segment_photo(seg, req.style) if s_lab is None else s_lab
     ctx.progress(0.0, "loading PhotoWCT")
     wct = ctx.worker.photowct(req.model)
 
@@ -256,7 +264,7 @@ def run_stylize(req: StylizeRequest, ctx: JobContext):
         a, b = STYLIZE_STAGES.get(stage, (0.0, 1.0))
         ctx.progress(min(0.99, a + (b - a) * frac), stage)
     try:
-        res = stylize(wct, req.content, req.style, req.content_labels, req.style_labels, req.smooth,
+        res = stylize(wct, req.content, req.style, c_lab, s_lab, req.smooth,
                       progress=progress, should_stop=ctx.cancel_event.is_set)
     except StylizeCancelled:
         raise Cancelled() from None

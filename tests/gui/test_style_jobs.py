@@ -155,3 +155,26 @@ def test_pix2pixhd_instance_clusters_with_swatches(win, qtbot, vectors, tmp_path
     assert p.controls()[1].instance_clusters == {iid: 1}
     b = _generate(win, qtbot)
     assert not np.array_equal(a, b)                                # another cluster restyles the instance
+
+
+def test_stylize_panel_bundled_styles_region_wise(win, qtbot):
+    sp = win.stylize_panel
+    titles = [sp.list.item(i).text() for i in range(sp.list.count())]
+    assert len(titles) >= 5 and "CamVid street at dusk" in titles
+    assert "non-commercial" in sp.licence.text()                    # the licence of the selected photo
+    assert win.stylize(sp.current_style()) is None and "Generate" in win.last_error   # nothing to stylize yet
+    base = _generate(win, qtbot)
+    sp.list.setCurrentRow(titles.index("CamVid street at dusk"))
+    sp.region_btn.setChecked(True)
+    sp.smooth.setCurrentIndex(sp.smooth.findData("fast"))
+    with qtbot.waitSignal(win.client.event, timeout=300_000,
+                          check_params_cb=lambda ev: ev.kind in ("result", "error")
+                          and ev.request_kind == "StylizeRequest") as sig:
+        assert sp.request()
+    assert sig.args[0].kind == "result", sig.args[0].error
+    qtbot.waitUntil(lambda: getattr(win, "stylized", None) is not None, timeout=10_000)
+    out = win.doc.result
+    assert out.shape == base.shape and not np.array_equal(out, base)
+    assert out.mean() < base.mean()                                 # a dusk photo darkens the scene
+    assert win.stylized.info["smooth"] == "fast"
+    qtbot.waitUntil(lambda: len(win.jobs_panel.history) == 2, timeout=10_000)   # a new result in the history

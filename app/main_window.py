@@ -109,13 +109,21 @@ class MainWindow(QMainWindow):
         zdock.setObjectName("stylize_dock")
         zdock.setWidget(self.stylize_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, zdock)
+        from .widgets.prompt import PromptPanel
+
+        self.prompt_panel = PromptPanel(self.doc, history=self.settings.get("prompt_history", []))
+        pdock = QDockWidget("Prompt", self)
+        pdock.setObjectName("prompt_dock")
+        pdock.setWidget(self.prompt_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, pdock)
         self.jobs_panel = JobsPanel(self.client)
         jdock = QDockWidget("Jobs", self)
         jdock.setObjectName("jobs_dock")
         jdock.setWidget(self.jobs_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, jdock)
-        self.side_docks = {"style": sdock, "stylize": zdock, "jobs": jdock}
+        self.side_docks = {"style": sdock, "stylize": zdock, "prompt": pdock, "jobs": jdock}
         self.tabifyDockWidget(sdock, zdock)
+        self.tabifyDockWidget(zdock, pdock)
         sdock.raise_()
         hist = QDockWidget("History", self)
         hist.setObjectName("history_dock")
@@ -271,6 +279,8 @@ class MainWindow(QMainWindow):
         self.style_panel.swatches_requested.connect(self.instance_swatches)
         self.jobs_panel.apply_result.connect(self.apply_result)
         self.stylize_panel.stylize_requested.connect(self.stylize)
+        self.prompt_panel.edit_requested.connect(self.text_edit)
+        self.prompt_panel.history_changed.connect(lambda h: self.settings.set("prompt_history", h))
         self.stylize_panel.user_styles_changed.connect(lambda paths: self.settings.set("style_images", paths))
         a["fill_global"].toggled.connect(lambda on: setattr(c, "fill_contiguous", not on))
         a["brush_smaller"].triggered.connect(lambda: c.set_brush_size(max(1, int(c.brush_size / 1.2))))
@@ -320,9 +330,11 @@ class MainWindow(QMainWindow):
         kind = self._photo_jobs.pop(ev.job_id, None) if ev.kind in ("result", "error", "cancelled") else None
         if kind is not None and ev.kind == "result":
             self._photo_job_done(kind, ev.result)
-        elif kind is not None and ev.kind == "error":
+        elif kind is not None and ev.kind in ("error", "cancelled") and kind == "text":
+            self.prompt_panel.understood.setText("cancelled" if ev.kind == "cancelled" else f"failed: {ev.error}")
+        if kind is not None and ev.kind == "error":
             self.show_error({"auto_label": "Auto-label failed", "select": "Smart select failed",
-                             "stylize": "Stylization failed"}.get(
+                             "stylize": "Stylization failed", "text": "Text edit failed"}.get(
                 kind, "Region regeneration failed"), ev.error or "unknown engine error")
         if ev.kind in ("started", "progress") and ev.stage:
             self.status_job.setText(ev.stage + "…")
@@ -550,6 +562,13 @@ class MainWindow(QMainWindow):
         return job
 
     def _photo_job_done(self, kind: str, result) -> None:
+        if kind == "text":
+            self.apply_result(result.image)
+            self.actions_["show_result"].setChecked(True)
+            self.prompt_panel.show_understood(result)
+            self.status_job.setText(f"edited: {result.understood.summary()}")
+            self.edited = result
+            return
         if kind == "stylize":
             self.apply_result(result.image)
             self.actions_["show_result"].setChecked(True)
@@ -747,6 +766,38 @@ class MainWindow(QMainWindow):
                                                 smooth=smooth, auto_labels=mode == "regions"))
         self._photo_jobs[job] = "stylize"
         self.status_job.setText("stylizing…")
+        return job
+
+    def text_edit(self, fields: dict) -> int | None:
+        """A SIMGAN edit of the current result (or the photo) on the engine thread; a new result."""
+        from engine.api import TextEditRequest
+
+        image = self.doc.result if self.doc.result is not None else self.doc.photo
+        if image is None:
+            self.show_error("Nothing to edit", "Generate an image (or open a photo) first.")
+            self.prompt_panel.understood.setText("")
+            return None
+        mask, mask_class, labels = None, None, None
+        limit = fields.get("limit")
+        h, w = image.shape[:2]
+        if limit == "changed":
+            m = self.doc.changed_since_base()
+            if m is not None:
+                from engine.labels.maps import resize_nearest
+
+                mask = resize_nearest(m.astype(np.uint8), (w, h)) > 0
+        elif limit and limit.startswith("class:"):
+            mask_class = limit[6:]
+            if self.doc.labelset.name == "camvid_11":        # the document's labels say where the class is
+                from engine.labels.maps import resize_nearest
+
+                labels = resize_nearest(self.doc.labels, (w, h)).astype(np.int64)
+        job = self.client.submit(TextEditRequest(image=image.copy(), prompt=fields["prompt"], mask=mask,
+                                                 mask_class=mask_class, labels=labels, seed=fields["seed"],
+                                                 sample=fields["sample"], prompt2=fields.get("prompt2"),
+                                                 alpha=fields.get("alpha", 0.0), model=fields.get("model")))
+        self._photo_jobs[job] = "text"
+        self.status_job.setText("editing…")
         return job
 
     def apply_result(self, img: np.ndarray) -> None:

@@ -78,3 +78,28 @@ def save_official_layout(root: Path, name: str, G: dict, E: dict | None = None) 
     if E is not None:
         torch.save(E, folder / "latest_net_E.pth")
     return folder
+
+
+@pytest.fixture(scope="session")
+def simgan_model(tmp_path_factory, tiny_camvid):
+    """Three SIMGAN steps on six tiny CamVid pairs, resumed for a fourth, exported."""
+    from engine.train.export import export_run
+    from engine.train.trainer import GANTrainer, TrainConfig, make_trainer
+
+    run = tmp_path_factory.mktemp("simgan_run")
+    cfg = TrainConfig(family="simgan", data=str(tiny_camvid), size=(64, 48), batch=2, steps=3, ngf=4, ndf=8,
+                      ca_dim=8, lambda_vgg=0.0, lambda_pair=10.0, ttur=False, save_every=3, sample_every=3,
+                      log_every=1, threads=1)
+    tr = make_trainer(cfg, run)
+    tr.fit()
+    assert (run / "samples" / "step_000003.png").exists() and (run / "text_cache.npz").exists()
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0].split(",")[4:] == ["CA_KL", "Cycle", "D", "GAN", "Pair"] and len(log) == 4
+    tr2 = GANTrainer.resume(run, {"steps": 4})
+    assert tr2.step == 3
+    tr2.fit()
+    assert tr2.step == 4
+    out = tmp_path_factory.mktemp("models") / "tiny_simgan"
+    card = export_run(run, out, "tiny_simgan")
+    assert card["family"] == "simgan" and card["text"]["heldout"] and "research" in card["licence"]["data"]
+    return out

@@ -178,3 +178,41 @@ def test_stylize_panel_bundled_styles_region_wise(win, qtbot):
     assert out.mean() < base.mean()                                 # a dusk photo darkens the scene
     assert win.stylized.info["smooth"] == "fast"
     qtbot.waitUntil(lambda: len(win.jobs_panel.history) == 2, timeout=10_000)   # a new result in the history
+
+
+def test_prompt_box_edits_a_class_only(win, qtbot, simgan_model):
+    import shutil
+
+    from engine.paths import user_models_dir
+
+    pp = win.prompt_panel
+    assert not pp.apply_btn.isEnabled() and "No text-edit model" in pp.understood.text()
+    shutil.copytree(simgan_model, user_models_dir() / "tiny_simgan")
+    pp.refresh_models()
+    assert pp.model.count() == 1 and pp.apply_btn.isEnabled()
+    base = _generate(win, qtbot)
+    pp.prompt.setEditText("the road is pink")
+    pp.limit.setCurrentIndex(pp.limit.findData("class:road"))
+    with qtbot.waitSignal(win.client.event, timeout=300_000,
+                          check_params_cb=lambda ev: ev.kind in ("result", "error")
+                          and ev.request_kind == "TextEditRequest") as sig:
+        fields = pp.request()
+    assert sig.args[0].kind == "result", sig.args[0].error
+    qtbot.waitUntil(lambda: getattr(win, "edited", None) is not None, timeout=10_000)
+    assert fields["prompt"] == "the road is pink" and fields["limit"] == "class:road"
+    from engine.labels.maps import resize_nearest
+
+    road = resize_nearest(win.doc.labels, (base.shape[1], base.shape[0])) == 3
+    out = win.doc.result
+    assert np.array_equal(out[~road], base[~road])                 # outside the road: bit-identical
+    assert "road -> pink" in pp.understood.text()
+    assert win.settings.get("prompt_history")[0] == "the road is pink"
+    assert pp.prompt.itemText(0) == "the road is pink"
+    # interpolation towards a second prompt goes through with its weight
+    pp.prompt2.setEditText("the road is blue")
+    pp.alpha.setValue(50)
+    with qtbot.waitSignal(win.client.event, timeout=300_000,
+                          check_params_cb=lambda ev: ev.kind in ("result", "error")
+                          and ev.request_kind == "TextEditRequest") as sig:
+        fields = pp.request()
+    assert sig.args[0].kind == "result" and fields["prompt2"] == "the road is blue" and fields["alpha"] == 0.5

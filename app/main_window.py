@@ -125,6 +125,14 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(sdock, zdock)
         self.tabifyDockWidget(zdock, pdock)
         sdock.raise_()
+        from .widgets.timeline import TimelinePanel
+
+        self.timeline_panel = TimelinePanel(self.doc, self.client, self.canvas)
+        self.timeline_panel.model = model
+        tdock = QDockWidget("Timeline", self)
+        tdock.setObjectName("timeline_dock")
+        tdock.setWidget(self.timeline_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, tdock)
         hist = QDockWidget("History", self)
         hist.setObjectName("history_dock")
         hist.setWidget(QUndoView(self.doc.undo_stack))
@@ -279,6 +287,7 @@ class MainWindow(QMainWindow):
         self.style_panel.swatches_requested.connect(self.instance_swatches)
         self.jobs_panel.apply_result.connect(self.apply_result)
         self.stylize_panel.stylize_requested.connect(self.stylize)
+        self.timeline_panel.frame_result.connect(lambda img: img is not None and self.apply_result(img))
         self.prompt_panel.edit_requested.connect(self.text_edit)
         self.prompt_panel.history_changed.connect(lambda h: self.settings.set("prompt_history", h))
         self.stylize_panel.user_styles_changed.connect(lambda paths: self.settings.set("style_images", paths))
@@ -963,6 +972,7 @@ class MainWindow(QMainWindow):
                 return False
         self.model = path
         self.live.model = path
+        self.timeline_panel.model = path
         self.settings.set("model", path)
         self._refresh_model_card()
         self.status_job.setText(f"generating with {card.get('title') or Path(path).name}")

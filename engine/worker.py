@@ -313,12 +313,19 @@ def run_video(req: VideoRequest, ctx: JobContext):
     """A timeline to a video; progress per frame (with the frame as preview), cancellable between frames."""
     from .video.pipeline import VideoCancelled, render_video
 
+    tl = req.timeline
+    if any(tl.frames[i].labels is None and tl.frames[i].label_path is None for i in tl.frame_range()):
+        ctx.progress(0.0, "propagating keyframes")          # frames between keyframes are filled first
+        tl.resolve(should_stop=ctx.cancel_event.is_set)
+        ctx.check_cancelled()
     ctx.progress(0.0, "loading model")
     model = ctx.model(req.model)
+    last: dict = {}
     try:
         return render_video(req.timeline, model, req.output, req.stabilize, req.seed, req.size,
-                            progress=lambda frac, i: ctx.progress(frac, f"frame {i + 1}"),
-                            should_stop=ctx.cancel_event.is_set)
+                            progress=lambda frac, i: ctx.progress(frac, f"frame {i + 1}", preview=last.pop(i, None)),
+                            should_stop=ctx.cancel_event.is_set,
+                            on_frame=lambda i, img: last.__setitem__(i, (i, img)))
     except VideoCancelled:
         raise Cancelled() from None
 

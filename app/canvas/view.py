@@ -108,6 +108,17 @@ class CanvasView(QWidget):
             self._images["result"] = _qimage_rgb(d.result)
         self.update()
 
+    def set_onion(self, labels: np.ndarray | None) -> None:
+        """Onion skin: another frame's labels drawn faintly over this one (None: off)."""
+        if labels is None or labels.shape != self.doc.labels.shape:
+            self._onion_img = None
+        else:
+            rgba = np.empty(labels.shape + (4,), np.uint8)
+            rgba[..., :3] = self.doc.labelset.palette()[labels.astype(np.intp)]
+            rgba[..., 3] = 255
+            self._onion_img = _qimage_rgba(rgba)
+        self.update()
+
     def _rebuild_mask(self) -> None:
         """The changed-region layer (where labels differ from the photo's own), built only when shown."""
         from ..model.painting import mask_lut
@@ -207,6 +218,9 @@ class CanvasView(QWidget):
                 p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
             else:
                 p.drawImage(exposed, img, src)
+        if getattr(self, "_onion_img", None) is not None:
+            p.setOpacity(0.35)
+            p.drawImage(exposed, self._onion_img, src)
         p.setOpacity(1.0)
         if self._shape:
             self._paint_shape(p)

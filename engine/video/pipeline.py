@@ -49,7 +49,7 @@ def flow_image_at(tl: Timeline, i: int, size_wh: tuple[int, int]) -> np.ndarray:
 def render_frames(tl: Timeline, model, stabilize: float = 0.0, seed: int | None = 0,
                   size_wh: tuple[int, int] | None = None, frames: range | None = None, progress=None,
                   should_stop=None, flow_method: str = "dis", timings: dict | None = None, dned=None,
-                  edge_seed: int | None = None):
+                  edge_seed: int | None = None, on_frame=None):
     """Yield (index, RGB uint8 frame) for the frames of ``frames`` (default: the timeline's range). The
     seed is the same for every frame (multimodal models keep one look); ``stabilize`` in 0..1. S-Flow
     models take their edge input from the RGB/CG frames when the timeline has them, else from the labels;
@@ -81,6 +81,8 @@ def render_frames(tl: Timeline, model, stabilize: float = 0.0, seed: int | None 
         if stab is not None:
             img = stab.step(img, flow_image_at(tl, i, img.shape[1::-1]))
             t["stabilize"] += time.perf_counter() - t1
+        if on_frame is not None:
+            on_frame(i, img)
         if progress is not None:
             progress((k + 1) / len(rng), i)
         yield i, img
@@ -88,7 +90,7 @@ def render_frames(tl: Timeline, model, stabilize: float = 0.0, seed: int | None 
 
 def render_video(tl: Timeline, model, output: Path | str, stabilize: float = 0.0, seed: int | None = 0,
                  size_wh: tuple[int, int] | None = None, progress=None, should_stop=None,
-                 flow_method: str = "dis", dned=None, edge_seed: int | None = None) -> VideoResult:
+                 flow_method: str = "dis", dned=None, edge_seed: int | None = None, on_frame=None) -> VideoResult:
     """Render the timeline's range to ``output``: an ``.mp4`` file (H.264) or a folder of PNG frames."""
     from .export import Mp4Writer, write_png_frame
 
@@ -102,7 +104,7 @@ def render_video(tl: Timeline, model, output: Path | str, stabilize: float = 0.0
     notes: list[str] = []
     t0 = time.perf_counter()
     gen = render_frames(tl, model, stabilize, seed, size_wh, rng, progress, should_stop, flow_method, timings,
-                        dned, edge_seed)
+                        dned, edge_seed, on_frame)
     n, size = 0, None
     if out.suffix.lower() == ".mp4":
         first_i, first = next(gen)

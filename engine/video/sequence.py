@@ -113,6 +113,45 @@ class Timeline:
         self.keyframes[i] = bool(hold)
         self._invalidate()
 
+    # -- editing the strip ---------------------------------------------------------------------------
+    def insert_frame(self, i: int, labels: np.ndarray | None = None, name: str | None = None) -> None:
+        """Insert a frame before index ``i`` (``len`` appends): a keyframe with ``labels``, or an empty
+        frame to be filled by propagation. Later keyframes and the range move with their frames."""
+        if not 0 <= i <= len(self.frames):
+            raise SequenceError(f"cannot insert at {i}: the timeline has {len(self.frames)} frames")
+        taken = {f.name for f in self.frames}
+        base = name or f"frame_{i:05d}"
+        name, k = base, 1
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        self.frames.insert(i, Frame(name, source="missing"))
+        self.keyframes = {(j + 1 if j >= i else j): h for j, h in self.keyframes.items()}
+        if self.end is not None and self.end > i:
+            self.end += 1
+        if self.start > i:
+            self.start += 1
+        if labels is not None:
+            self.set_keyframe(i, labels)
+        else:
+            self._invalidate()
+
+    def duplicate_frame(self, i: int) -> None:
+        """A copy of frame ``i`` (its labels as a keyframe) right after it."""
+        self.insert_frame(i + 1, self.labels(i).copy(), name=self.frames[i].name + "_copy")
+
+    def delete_frame(self, i: int) -> None:
+        if not 0 <= i < len(self.frames):
+            raise SequenceError(f"no frame {i}")
+        if len(self.frames) == 1:
+            raise SequenceError("a timeline keeps at least one frame")
+        del self.frames[i]
+        self.keyframes = {(j - 1 if j > i else j): h for j, h in self.keyframes.items() if j != i}
+        if self.end is not None and self.end > i:
+            self.end = max(self.start + 1, self.end - 1)
+        if self.start > i or self.start >= len(self.frames):
+            self.start = max(0, self.start - 1)
+        self._invalidate()
+
     def clear_keyframe(self, i: int) -> None:
         self.keyframes.pop(i, None)
         f = self.frames[i]
@@ -293,6 +332,21 @@ def load_sequence(label_dir: Path | str, labelset: LabelSet, frames_dir: Path | 
     tl = Timeline(labelset, size, frames, fps=fps)
     tl.keyframes = {i: False for i, f in enumerate(frames) if f.label_path is not None}
     return tl
+
+
+def frames_sequence(frames_dir: Path | str, labelset: LabelSet, fps: float = 15.0) -> Timeline:
+    """A timeline of RGB/CG frames with no labels yet: paint keyframes on it, then propagate."""
+    if fps <= 0:
+        raise SequenceError(f"fps must be positive, not {fps}")
+    rgbs = list_images(frames_dir)
+    if not rgbs:
+        raise SequenceError(f"{frames_dir}: no frames (png/jpg/bmp/tif/webp)")
+    size = _image_size(rgbs[0])
+    for p in rgbs:
+        if _image_size(p) != size:
+            s = _image_size(p)
+            raise SequenceError(f"{p.name} is {s[0]}x{s[1]}, but the sequence is {size[0]}x{size[1]}")
+    return Timeline(labelset, size, [Frame(p.stem, None, p, source="missing") for p in rgbs], fps=fps)
 
 
 def export_label_frames(tl: Timeline, out_dir: Path | str, frames: range | None = None) -> list[Path]:

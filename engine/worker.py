@@ -150,6 +150,9 @@ class Worker:
 
     def _init_torch(self) -> None:
         if self.device is None:
+            from .torch_preload import preload_torch_libraries
+
+            preload_torch_libraries()            # the heavy library loading without the GIL (UI stays live)
             from .devices import pick_device
 
             self.device = pick_device(self._device_name)

@@ -344,20 +344,27 @@ class MainWindow(QMainWindow):
         if kind is not None and ev.kind == "error":
             self.show_error({"auto_label": "Auto-label failed", "select": "Smart select failed",
                              "stylize": "Stylization failed", "text": "Text edit failed"}.get(
-                kind, "Region regeneration failed"), ev.error or "unknown engine error")
+                kind, "Region regeneration failed"), ev.error or "unknown engine error",
+                ev.result if isinstance(ev.result, str) else None)
         if ev.kind in ("started", "progress") and ev.stage:
             self.status_job.setText(ev.stage + "…")
         elif ev.kind == "cancelled":
             self.status_job.setText("")
 
-    def show_error(self, title: str, msg: str) -> None:
+    def show_error(self, title: str, msg: str, details: str | None = None) -> None:
         """Errors never lose the document: a dialog, nothing else changes."""
         self.last_error = msg
         self.status_job.setText(f"{title}: {msg}")
         if self.interactive_errors:
-            box = QMessageBox(QMessageBox.Icon.Warning, title, msg, QMessageBox.StandardButton.Ok, self)
-            box.setWindowModality(Qt.WindowModality.WindowModal)
-            box.open()
+            # a non-modal notification: editing goes on; long engine messages keep their details
+            first, _, rest = msg.partition("\n")
+            box = QMessageBox(QMessageBox.Icon.Warning, title, first, QMessageBox.StandardButton.Ok, self)
+            more = "\n".join(x for x in (rest.strip(), (details or "").strip()) if x)
+            if more:
+                box.setDetailedText(more)
+            box.setWindowModality(Qt.WindowModality.NonModal)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.show()
 
     # ---- file operations ---------------------------------------------------------------------
     def _ask_path(self, save: bool, caption: str, filt: str, default: str = "", with_filter: bool = False):

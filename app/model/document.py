@@ -146,6 +146,7 @@ class Document(QObject):
     layer_changed = Signal(str, object)  # instances/edges edited: (layer, rect or None)
     layers_changed = Signal()            # photo/result/size/label set/layer arrays replaced
     layer_props_changed = Signal()       # visibility, opacity, lock or order
+    timeline_replaced = Signal()         # a project brought its own timeline (or none)
     modified_changed = Signal(bool)
     history_trimmed = Signal(int)        # oldest undo steps dropped to stay within the budget
 
@@ -165,6 +166,8 @@ class Document(QObject):
         self.fill_hint = None                # (rect, mask, value) of the fill being announced
         self.path: Path | None = None
         self.layer_order: list[str] = list(LAYER_KINDS)       # bottom to top
+        self.timeline = None                 # engine.video.sequence.Timeline of the project, if any
+        self.about_to_save: list = []        # callables run before the document is written (commit edits)
         self.layer_props = default_layer_props()
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -336,11 +339,18 @@ class Document(QObject):
     def to_project(self):
         from ..io.project import LayerProps, Project
 
+        for fn in self.about_to_save:
+            fn()
+        settings, frames = dict(self.settings), []
+        if self.timeline is not None and self.timeline.size == self.size:
+            frames, settings["timeline"] = _timeline_to_project(self.timeline, self.labelset)
+        else:
+            settings.pop("timeline", None)
         return Project(self.labelset, self.labels.copy(), photo=self.photo, result=self.result,
                        instances=None if self.instances is None else self.instances.copy(),
                        edges=None if self.edges is None else self.edges.copy(),
                        layers={k: LayerProps(**vars(v)) for k, v in self.layer_props.items()},
-                       order=list(self.layer_order), settings=dict(self.settings))
+                       order=list(self.layer_order), settings=settings, frames=frames)
 
     def apply_project(self, p, path: Path | None) -> None:
         """Replace the document by a loaded project (already fully read and checked)."""
@@ -351,8 +361,12 @@ class Document(QObject):
         props.update({k: v for k, v in p.layers.items() if k in props})
         self.layer_props = props
         self.layer_order = list(p.order)
+        self.timeline = _timeline_from_project(p) if p.frames and isinstance(p.settings.get("timeline"), dict) \
+            else None
+        self.settings.pop("timeline", None)
         self._replace_all(p.labels, p.photo, p.result, p.instances, p.edges)
         self.layer_props_changed.emit()
+        self.timeline_replaced.emit()
 
     def open_project(self, path: Path | str) -> None:
         """Read a ``.semstudio`` project; on failure raise ProjectError and leave the document as it was."""
@@ -649,6 +663,48 @@ class Document(QObject):
         if self.instances is not None and 0 <= x < w and 0 <= y < h:
             return int(self.instances[y, x])
         return None
+
+
+def _timeline_to_project(tl, ls) -> tuple[list[np.ndarray], dict]:
+    """A timeline as project frames (label maps; frames not filled yet are stored void) and a JSON
+    description (names, keyframes with hold, range, fps, which frames were missing, RGB frame paths)."""
+    void = ls.void_index if ls.void_index is not None else ls.erase_index
+    frames, missing = [], []
+    for i, f in enumerate(tl.frames):
+        try:
+            frames.append(np.asarray(tl.labels(i)).astype(np.uint8))
+        except Exception:  # noqa: BLE001 - a frame with no labels yet
+            frames.append(np.full((tl.size[1], tl.size[0]), void, np.uint8))
+            missing.append(i)
+    meta = {"fps": tl.fps, "start": tl.start, "end": tl.end, "names": [f.name for f in tl.frames],
+            "keyframes": {str(k): bool(h) for k, h in tl.keyframes.items()}, "missing": missing,
+            "sources": [f.source for f in tl.frames],
+            "rgb": [str(f.rgb_path) if f.rgb_path is not None else None for f in tl.frames]}
+    return frames, meta
+
+
+def _timeline_from_project(p):
+    from engine.video.sequence import Frame, Timeline
+
+    meta = p.settings["timeline"]
+    names = list(meta.get("names") or [f"frame_{i:05d}" for i in range(len(p.frames))])
+    rgb = list(meta.get("rgb") or [None] * len(p.frames))
+    sources = list(meta.get("sources") or ["keyframe"] * len(p.frames))
+    missing = set(int(i) for i in meta.get("missing", []))
+    frames = []
+    for i, arr in enumerate(p.frames):
+        r = Path(rgb[i]) if i < len(rgb) and rgb[i] and Path(rgb[i]).exists() else None
+        src = sources[i] if i < len(sources) else "keyframe"
+        frames.append(Frame(names[i] if i < len(names) else f"frame_{i:05d}", None, r,
+                            labels=None if i in missing else arr.astype(np.int32),
+                            source="missing" if i in missing else ("keyframe" if src == "file" else src)))
+    tl = Timeline(p.labelset, p.size, frames, fps=float(meta.get("fps", 15.0)))
+    tl.keyframes = {int(k): bool(h) for k, h in (meta.get("keyframes") or {}).items() if int(k) < len(frames)}
+    try:
+        tl.set_range(int(meta.get("start", 0)), meta.get("end"))
+    except Exception:  # noqa: BLE001 - a stale range falls back to all frames
+        tl.start, tl.end = 0, None
+    return tl
 
 
 class LabelSetCommand(PatchCommand):

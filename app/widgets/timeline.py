@@ -84,7 +84,6 @@ class TimelinePanel(QWidget):
     def __init__(self, doc, client, canvas=None, parent=None):
         super().__init__(parent)
         self.doc, self.client, self.canvas = doc, client, canvas
-        self.tl = None
         self.current = 0
         self.rendered: dict[int, np.ndarray] = {}
         self.model = None
@@ -163,7 +162,32 @@ class TimelinePanel(QWidget):
         self.start.valueChanged.connect(lambda _v: self._on_range())
         self.end.valueChanged.connect(lambda _v: self._on_range())
         client.event.connect(self._on_event)
+        doc.timeline_replaced.connect(self._on_project)
+        doc.about_to_save.append(self._remember_current)
         self._sync()
+
+    @property
+    def tl(self):
+        """The document's timeline (saved in its project)."""
+        return self.doc.timeline
+
+    @tl.setter
+    def tl(self, value) -> None:
+        self.doc.timeline = value
+
+    def _on_project(self) -> None:
+        """A project was opened: its timeline (if any) is shown; the canvas holds its current frame."""
+        self.rendered = {}
+        self.current = int(self.doc.settings.get("timeline_current", 0)) if self.tl is not None else 0
+        if self.tl is not None:
+            self.current = max(0, min(len(self.tl) - 1, self.current))
+        self._loaded_hash = self.doc.labels_hash() if self.tl is not None else None
+        self._sync()
+
+    def _remember_current(self) -> None:
+        self._commit()
+        if self.tl is not None:
+            self.doc.settings["timeline_current"] = self.current
 
     # ---- building a timeline -------------------------------------------------------------------
     def _set_timeline(self, tl) -> None:

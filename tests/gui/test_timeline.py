@@ -125,3 +125,29 @@ def test_timeline_render_cancel_and_bad_folder(win, qtbot, seq, tmp_path):
         gate.set()
     assert sig.args[0].kind == "cancelled" and job is not None
     assert tp.render_btn.isEnabled() and not tp.cancel_btn.isEnabled() and "cancelled" in tp.info.text()
+
+
+def test_timeline_is_saved_in_the_project(win, qtbot, seq, tmp_path):
+    tp, doc = win.timeline_panel, win.doc
+    lab_dir, rgb_dir = seq
+    assert tp.import_labels(str(lab_dir), str(rgb_dir))
+    tp.go_to(1)
+    doc.begin_stroke(30, 30, 9, 8)
+    doc.end_stroke()
+    edited = doc.labels.copy()
+    tp.go_to(2)                                  # frame 2 keeps the edit as its keyframe ...
+    tp.toggle_keyframe()                         # ... and frame 3 is cleared: no labels until propagated
+    tp.go_to(0)
+    tp.hold.setChecked(True)
+    tp.fps.setValue(10)
+    tp.end.setValue(2)
+    tp.go_to(1)
+    assert win.save_project(tmp_path / "clip.semstudio")
+    assert win.open_labels(demo_dir() / "scene_labels.png") and True
+    win.doc.timeline = None
+    assert win.open_file(tmp_path / "clip.semstudio")
+    tl = tp.tl
+    assert tl is not None and len(tl) == 3 and tl.fps == 10 and list(tl.frame_range()) == [0, 1]
+    assert tl.keyframes == {0: True, 1: False} and tl.frames[2].source == "missing"
+    assert np.array_equal(tl.labels(1), edited) and tp.current == 1 and np.array_equal(doc.labels, edited)
+    assert tl.frames[0].rgb_path is not None and tl.rgb(0).shape == (120, 160, 3)

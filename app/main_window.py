@@ -83,60 +83,31 @@ class MainWindow(QMainWindow):
         self.splitter = split
         self.palette_panel = PalettePanel(self.doc.labelset,
                                           favourites=self.settings.get("favourites", {}).get(self.doc.labelset.name))
-        dock = QDockWidget("Classes", self)
-        dock.setObjectName("classes_dock")
-        dock.setWidget(self.palette_panel)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        from .widgets.layers import LayersPanel
-
-        self.layers_panel = LayersPanel(self.doc)
-        ldock = QDockWidget("Layers", self)
-        ldock.setObjectName("layers_dock")
-        ldock.setWidget(self.layers_panel)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, ldock)
         from .widgets.jobs import JobsPanel
-        from .widgets.style import StylePanel
-
-        self.style_panel = StylePanel(self.doc)
-        sdock = QDockWidget("Style", self)
-        sdock.setObjectName("style_dock")
-        sdock.setWidget(self.style_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, sdock)
-        from .widgets.stylize import StylizePanel
-
-        self.stylize_panel = StylizePanel(user_styles=self.settings.get("style_images", []))
-        zdock = QDockWidget("Stylize", self)
-        zdock.setObjectName("stylize_dock")
-        zdock.setWidget(self.stylize_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, zdock)
+        from .widgets.layers import LayersPanel
         from .widgets.prompt import PromptPanel
-
-        self.prompt_panel = PromptPanel(self.doc, history=self.settings.get("prompt_history", []))
-        pdock = QDockWidget("Prompt", self)
-        pdock.setObjectName("prompt_dock")
-        pdock.setWidget(self.prompt_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, pdock)
-        self.jobs_panel = JobsPanel(self.client)
-        jdock = QDockWidget("Jobs", self)
-        jdock.setObjectName("jobs_dock")
-        jdock.setWidget(self.jobs_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, jdock)
-        self.side_docks = {"style": sdock, "stylize": zdock, "prompt": pdock, "jobs": jdock}
-        self.tabifyDockWidget(sdock, zdock)
-        self.tabifyDockWidget(zdock, pdock)
-        sdock.raise_()
+        from .widgets.style import StylePanel
+        from .widgets.stylize import StylizePanel
         from .widgets.timeline import TimelinePanel
 
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self._dock("Classes", "classes", self.palette_panel, left)
+        self.layers_panel = LayersPanel(self.doc)
+        self._dock("Layers", "layers", self.layers_panel, left)
+        self.style_panel = StylePanel(self.doc)
+        self.stylize_panel = StylizePanel(user_styles=self.settings.get("style_images", []))
+        self.prompt_panel = PromptPanel(self.doc, history=self.settings.get("prompt_history", []))
+        self.jobs_panel = JobsPanel(self.client)
+        self.side_docks = {k: self._dock(k.capitalize(), k, w, right) for k, w in (
+            ("style", self.style_panel), ("stylize", self.stylize_panel), ("prompt", self.prompt_panel),
+            ("jobs", self.jobs_panel))}
+        self.tabifyDockWidget(self.side_docks["style"], self.side_docks["stylize"])
+        self.tabifyDockWidget(self.side_docks["stylize"], self.side_docks["prompt"])
+        self.side_docks["style"].raise_()
         self.timeline_panel = TimelinePanel(self.doc, self.client, self.canvas)
         self.timeline_panel.model = model
-        tdock = QDockWidget("Timeline", self)
-        tdock.setObjectName("timeline_dock")
-        tdock.setWidget(self.timeline_panel)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, tdock)
-        hist = QDockWidget("History", self)
-        hist.setObjectName("history_dock")
-        hist.setWidget(QUndoView(self.doc.undo_stack))
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, hist)
+        self._dock("Timeline", "timeline", self.timeline_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("History", "history", QUndoView(self.doc.undo_stack), left)
         self.actions_ = make_actions(self)
         self._build_menus_and_toolbar()
         self._connect()
@@ -169,6 +140,13 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     # ---- construction ------------------------------------------------------------------------
+    def _dock(self, title: str, name: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{name}_dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
     def _build_menus_and_toolbar(self) -> None:
         a = self.actions_
         mb = self.menuBar()

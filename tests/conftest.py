@@ -103,3 +103,27 @@ def simgan_model(tmp_path_factory, tiny_camvid):
     card = export_run(run, out, "tiny_simgan")
     assert card["family"] == "simgan" and card["text"]["heldout"] and "research" in card["licence"]["data"]
     return out
+
+
+@pytest.fixture(scope="session")
+def write_feat_dataset():
+    """``write(d, folder)``: the pix2pixHD feature vector's photo, label and instance maps, plus a flipped
+    copy, as a tiny dataset folder (images/, labels/, instances/); returns (image, labels, instances)."""
+    return _write_feat_dataset
+
+
+def _write_feat_dataset(d: dict, data: Path):
+    import numpy as np
+    from PIL import Image
+
+    for sub in ("images", "labels", "instances"):
+        (data / sub).mkdir(parents=True)
+    img = ((d["inputs"]["image"][0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    lab = d["inputs"]["label"][0, 0].numpy().astype(np.uint8)
+    inst = d["inputs"]["instance"][0, 0].numpy().astype(np.uint16)
+    for i, flip in enumerate((False, True)):
+        f = (lambda a: a[:, ::-1].copy()) if flip else (lambda a: a)
+        Image.fromarray(f(img)).save(data / "images" / f"{i}.png")
+        Image.fromarray(f(lab)).save(data / "labels" / f"{i}.png")
+        Image.fromarray(f(inst)).save(data / "instances" / f"{i}.png")
+    return img, lab, inst

@@ -7,15 +7,6 @@ from app.main_window import MainWindow
 from engine.paths import demo_dir
 
 
-@pytest.fixture
-def win(qtbot):
-    w = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.canvas.fit()
-    yield w
-    w.client.shutdown()
 
 
 def _widget_pos(canvas, x, y) -> QPoint:
@@ -152,7 +143,7 @@ def test_cancel_and_settings(win, qtbot, tmp_path):
         win.actions_["cancel_jobs"].trigger()
     qtbot.waitUntil(lambda: not win.actions_["cancel_jobs"].isEnabled(), timeout=5000)
     win.canvas.set_brush_size(37)
-    assert Settings().get("brush_size") == 37
+    assert Settings(tmp_path / "settings.json").get("brush_size") == 37
 
 
 def test_live_scheduler_skips_unchanged_canvas(win, qtbot):

@@ -15,17 +15,6 @@ from engine.paths import demo_dir
 CAR, ROAD, SKY = 8, 3, 0
 
 
-@pytest.fixture
-def win(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("SEMSTUDIO_DATA_DIR", str(tmp_path / "data"))
-    w = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False,
-                   settings=Settings(tmp_path / "settings.json"))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    w.canvas.fit()
-    yield w
-    w.client.shutdown()
 
 
 def _pos(c, x, y) -> QPoint:
@@ -152,18 +141,15 @@ def test_tablet_pressure_changes_size_only(win, qtbot):
         c.tabletEvent(ev)
         assert not ev.isAccepted()                             # Qt goes on to deliver the mouse events
 
-    before = doc.labels.copy()
-    tablet(QEvent.Type.TabletPress, 100, 200, 0.25)
-    qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=_pos(c, 100, 200))
-    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=_pos(c, 100, 200))
-    tablet(QEvent.Type.TabletRelease, 100, 200, 0.0)
-    light = int((doc.labels != before).sum())
-    before = doc.labels.copy()
-    tablet(QEvent.Type.TabletPress, 300, 200, 1.0)
-    qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=_pos(c, 300, 200))
-    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=_pos(c, 300, 200))
-    tablet(QEvent.Type.TabletRelease, 300, 200, 0.0)
-    full = int((doc.labels != before).sum())
+    def pen_dab(x, y, pressure) -> int:
+        """A pen touch at (x, y): the tablet event, then the mouse events Qt makes of it; pixels changed."""
+        before = doc.labels.copy()
+        tablet(QEvent.Type.TabletPress, x, y, pressure)
+        qtbot.mousePress(c, Qt.MouseButton.LeftButton, pos=_pos(c, x, y))
+        qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, pos=_pos(c, x, y))
+        tablet(QEvent.Type.TabletRelease, x, y, 0.0)
+        return int((doc.labels != before).sum())
+    light, full = pen_dab(100, 200, 0.25), pen_dab(300, 200, 1.0)
     # a quarter of the diameter: about a sixteenth of the area; the class is the same either way
     assert 0 < light < full / 8
     assert light > 40 and full > 900

@@ -13,15 +13,6 @@ from engine.paths import demo_dir, user_models_dir
 from engine.registry import demo_model_dir
 
 
-@pytest.fixture
-def win(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("SEMSTUDIO_DATA_DIR", str(tmp_path / "data"))
-    w = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False,
-                   settings=Settings(tmp_path / "settings.json"))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.client.shutdown()
 
 
 def _open(win, qtbot):

@@ -8,16 +8,6 @@ from app.settings import Settings
 from engine.paths import demo_dir
 
 
-@pytest.fixture
-def win(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("SEMSTUDIO_DATA_DIR", str(tmp_path / "data"))
-    w = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False,
-                   settings=Settings(tmp_path / "settings.json"))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.client.shutdown()
 
 
 def test_project_round_trip_and_recent(win, tmp_path, camvid):

@@ -17,15 +17,6 @@ from engine.labels import get_labelset
 from engine.paths import demo_dir
 
 
-@pytest.fixture
-def win(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("SEMSTUDIO_DATA_DIR", str(tmp_path / "data"))
-    w = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False,
-                   settings=Settings(tmp_path / "settings.json"))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.client.shutdown()
 
 
 def _generate(win, qtbot) -> np.ndarray:
@@ -108,7 +99,8 @@ def test_jobs_panel_history_cap_apply_and_cancel(win, qtbot):
     assert not jp.rows[job].btn.isEnabled()
 
 
-def test_pix2pixhd_instance_clusters_with_swatches(win, qtbot, vectors, tmp_path, official_layout):
+def test_pix2pixhd_instance_clusters_with_swatches(win, qtbot, vectors, tmp_path, official_layout,
+                                                   write_feat_dataset):
     from engine.cli import main
 
     d = torch.load(vectors / "pix2pixhd_local_feat_ngf2.pt", weights_only=True)
@@ -119,16 +111,7 @@ def test_pix2pixhd_instance_clusters_with_swatches(win, qtbot, vectors, tmp_path
     card["options"]["feat_num"] = 3
     (folder / "card.json").write_text(json.dumps(card))
     data = tmp_path / "data_c"
-    for sub in ("images", "labels", "instances"):
-        (data / sub).mkdir(parents=True)
-    img = ((d["inputs"]["image"][0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
-    lab = d["inputs"]["label"][0, 0].numpy().astype(np.uint8)
-    inst = d["inputs"]["instance"][0, 0].numpy().astype(np.uint16)
-    for i, flip in enumerate((False, True)):
-        f = (lambda a: a[:, ::-1].copy()) if flip else (lambda a: a)
-        Image.fromarray(f(img)).save(data / "images" / f"{i}.png")
-        Image.fromarray(f(lab)).save(data / "labels" / f"{i}.png")
-        Image.fromarray(f(inst)).save(data / "instances" / f"{i}.png")
+    img, lab, inst = write_feat_dataset(d, data)
     assert main(["models", "cluster", str(folder), "--data", str(data), "--clusters", "2"]) == 0
     card = json.loads((folder / "card.json").read_text())
     win.doc.set_labels(lab, None, instances=inst, labelset=get_labelset("deepfashion_8"))

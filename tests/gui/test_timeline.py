@@ -12,15 +12,6 @@ from engine.api import CallableRequest
 from engine.paths import demo_dir
 
 
-@pytest.fixture
-def win(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("SEMSTUDIO_DATA_DIR", str(tmp_path / "data"))
-    w = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False,
-                   settings=Settings(tmp_path / "settings.json"))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.client.shutdown()
 
 
 @pytest.fixture

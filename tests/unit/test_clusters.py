@@ -29,7 +29,7 @@ def feat_model(vectors, tmp_path, official_layout):
     return folder, d
 
 
-def test_cluster_and_generate_per_instance(feat_model, tmp_path, capsys):
+def test_cluster_and_generate_per_instance(feat_model, tmp_path, capsys, write_feat_dataset):
     folder, d = feat_model
     capsys.readouterr()
     # 12 input channels = 8 classes + edge + 3 features: no official preset, so name the label set
@@ -41,16 +41,7 @@ def test_cluster_and_generate_per_instance(feat_model, tmp_path, capsys):
     (folder / "card.json").write_text(json.dumps(card))
     # a tiny dataset: the vector's photo and maps, plus a flipped copy
     data = tmp_path / "data"
-    for sub in ("images", "labels", "instances"):
-        (data / sub).mkdir(parents=True)
-    img = ((d["inputs"]["image"][0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
-    lab = d["inputs"]["label"][0, 0].numpy().astype(np.uint8)
-    inst = d["inputs"]["instance"][0, 0].numpy().astype(np.uint16)
-    for i, flip in enumerate((False, True)):
-        f = (lambda a: a[:, ::-1].copy()) if flip else (lambda a: a)
-        Image.fromarray(f(img)).save(data / "images" / f"{i}.png")
-        Image.fromarray(f(lab)).save(data / "labels" / f"{i}.png")
-        Image.fromarray(f(inst)).save(data / "instances" / f"{i}.png")
+    img, lab, inst = write_feat_dataset(d, data)
     assert main(["models", "cluster", str(folder), "--data", str(data), "--clusters", "2"]) == 0
     card = json.loads((folder / "card.json").read_text())
     assert card["files"]["clusters"]["path"] == "features_clustered.safetensors"

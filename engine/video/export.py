@@ -35,7 +35,11 @@ def ffmpeg_exe() -> str:
         import imageio_ffmpeg
     except ImportError:
         raise ExportError("MP4 export needs the imageio-ffmpeg package (installed with Semantic Studio)") from None
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()      # its own binary, else the system's ffmpeg
+    except RuntimeError:
+        raise ExportError("MP4 export needs ffmpeg: install your system's ffmpeg package "
+                          "(or export PNG frames instead)") from None
 
 
 class Mp4Writer:

@@ -115,6 +115,24 @@ def self_test(timeout_s: float = 300.0) -> int:
     return 0 if all(c[1] for c in checks) else 1
 
 
+USAGE = """usage: semstudio [open] [FILE]      the editor (a project, label map or photo)
+       semstudio COMMAND ...        (semstudio COMMAND -h for its options)
+
+commands:
+  generate    label map to photo with a model
+  stylize     photorealistic stylization from a style photo
+  edit        text-guided edit of a photo (SIMGAN models)
+  segment     label a photo with the segmenter
+  video       label-map sequence to MP4 or PNG frames
+  models      list, inspect, import and cluster models
+  train       train a model (resumable)
+  eval        evaluate a model (segmentation-based protocol, video metrics)
+  bench       speed and memory benchmarks (--json)
+
+options:
+  --self-test  check the installation (window, bundled models, assets, settings) and exit"""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
@@ -124,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] == "open" or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         return run_editor(argv[1:] if argv and argv[0] == "open" else argv)
     if argv[0] in ("-h", "--help"):
-        print("usage: semstudio [open FILE] | generate | stylize | models | train | eval | bench   "
-              "(semstudio CMD -h for help)")
+        print(USAGE)
         return 0
     from engine.cli import main as cli_main
 

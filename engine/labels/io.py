@@ -19,10 +19,11 @@ class LabelIOError(ValueError):
     """A label file that cannot be read as asked; the message names the file and the problem."""
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The mode a plainly created file gets under this process's umask (mkstemp's files are 0600)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def _fsync_dir(d: Path) -> None:
@@ -47,7 +48,7 @@ def atomic_write_bytes(path: Path | str, data: bytes, before_rename=None) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

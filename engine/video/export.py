@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labels.io import save_image_atomic
+from ..labels.io import new_file_mode, save_image_atomic
 
 
 class ExportError(ValueError):
@@ -72,6 +72,7 @@ class Mp4Writer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".mp4", dir=self.path.parent)
         os.close(fd)
+        os.chmod(tmp, new_file_mode())
         self._tmp = Path(tmp)
         self._gen = imageio_ffmpeg.write_frames(str(self._tmp), self.out_size, fps=self.fps, codec="libx264",
                                                 pix_fmt_out="yuv420p", quality=self.quality,

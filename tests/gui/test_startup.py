@@ -64,3 +64,14 @@ def test_smoke_test_without_a_bundle_says_so(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "packaging" / "smoke_test.py"), str(tmp_path / "nothing")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "make package" in r.stderr
+
+
+def test_help_lists_every_cli_command(capsys):
+    from app.__main__ import main
+    from engine.cli import build_parser
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    missing = [c for c in sub.choices if f"\n  {c} " not in out]
+    assert not missing, f"--help does not list {missing}"

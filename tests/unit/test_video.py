@@ -1,6 +1,8 @@
 """Video engine: flow and occlusions, stabilisation, the timeline (import, keyframes), MP4 export, CLI."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -149,6 +151,14 @@ def test_mp4_export_decodes_back_and_handles_odd_sizes(tmp_path):
     assert w.notes and "66x48" in w.notes[0]
     info = probe_mp4(p)
     assert info["frames"] == 9 and info["size"] == (66, 48) and info["fps"] == pytest.approx(12, abs=0.01)
+    if os.name == "posix":      # a normal file for the user, not mkstemp's private 0600
+        old = os.umask(0o022)
+        try:
+            with Mp4Writer(tmp_path / "m.mp4", (8, 8), fps=12) as w:
+                w.write(np.zeros((8, 8, 3), np.uint8))
+        finally:
+            os.umask(old)
+        assert (tmp_path / "m.mp4").stat().st_mode & 0o777 == 0o644
     with pytest.raises(ExportError, match="is 10x10, the video 65x47"):
         with Mp4Writer(tmp_path / "bad.mp4", (65, 47), fps=12) as w:
             w.write(np.zeros((10, 10, 3), np.uint8))

@@ -744,8 +744,9 @@ def bench_ui_stall(tick_ms: int = 5) -> dict:
     after = [v["max_stall_ms"] for k, v in out["phases"].items() if not k.startswith("startup")]
     out["max_stall_after_startup_ms"] = max(after) if after else 0.0
     out["within_target"] = worst <= 50
-    out["note"] = ("the startup preload imports torch on the engine thread; CPython holds the GIL while torch's "
-                   "C extension initialises, which stalls the UI thread once, right after the window appears")
+    out["note"] = ("the startup preload imports torch on the engine thread (libraries dlopen()ed without the GIL, "
+                   "the garbage collector paused during the import and its objects frozen afterwards); the "
+                   "longest remaining piece is torch's C extension initialising with the GIL held")
     return out
 
 

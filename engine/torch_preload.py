@@ -6,6 +6,12 @@ initialisers take that long. Calling the C library's ``dlopen`` through ctypes r
 call (ctypes foreign calls always do), so the heavy part runs while the UI thread keeps going; the
 later ``import torch`` then finds the libraries already loaded. Linux and macOS only; elsewhere, or
 if anything is unexpected, this does nothing and the import simply takes its usual course.
+
+The rest of the import is Python, which hands the GIL to the UI thread every few milliseconds, except
+for the cyclic garbage collector: a full collection triggered by the import's allocations walks every
+object on the heap inside one C call and stalled the UI thread by about 120 ms. :func:`import_torch`
+therefore pauses the collector for the import and then freezes what the import created (modules,
+classes, functions that live as long as the process), so later collections skip it too.
 """
 from __future__ import annotations
 
@@ -43,3 +49,20 @@ def preload_torch_libraries() -> list[str]:
         if os.path.exists(path) and dlopen(path.encode(), mode):
             loaded.append(name)
     return loaded
+
+
+def import_torch():
+    """``import torch`` off the UI thread without stalling it: libraries preloaded without the GIL, the
+    collector paused during the import, and the imported objects frozen out of later collections."""
+    import gc
+
+    preload_torch_libraries()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import torch
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+    return torch

@@ -150,9 +150,9 @@ class Worker:
 
     def _init_torch(self) -> None:
         if self.device is None:
-            from .torch_preload import preload_torch_libraries
+            from .torch_preload import import_torch
 
-            preload_torch_libraries()            # the heavy library loading without the GIL (UI stays live)
+            import_torch()          # libraries loaded without the GIL, no collector pause: the UI stays live
             from .devices import pick_device
 
             self.device = pick_device(self._device_name)

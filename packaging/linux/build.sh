@@ -8,11 +8,11 @@ VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -1)"
 ARCH="$(dpkg --print-architecture 2>/dev/null || echo amd64)"
 BUNDLE=dist/semstudio
 OUT=dist/packages
-LIMIT_MB=$([ "$VARIANT" = cpu ] && echo 1229 || echo 6144)      # CPU build: at most 1.2 GB unpacked
+LIMIT_MB=$([ "$VARIANT" = cpu ] && echo 1200 || echo 6000)      # CPU build: at most 1.2 GB (1.2e9 bytes) unpacked
 [ -x "$BUNDLE/semstudio" ] || { echo "no bundle at $BUNDLE: run pyinstaller first (make package)" >&2; exit 2; }
 mkdir -p "$OUT"
 
-SIZE_MB=$(du -sm "$BUNDLE" | cut -f1)
+SIZE_MB=$(( ($(du -sb "$BUNDLE" | cut -f1) + 999999) / 1000000 ))     # decimal MB, rounded up
 echo "bundle: $BUNDLE is ${SIZE_MB} MB unpacked (limit for $VARIANT: ${LIMIT_MB} MB)"
 echo "{\"variant\": \"$VARIANT\", \"version\": \"$VERSION\", \"unpacked_mb\": $SIZE_MB, \"limit_mb\": $LIMIT_MB}" \
     > "$OUT/bundle-size.json"

@@ -128,3 +128,20 @@ def test_video_request_reports_each_frame_and_cancels_between_frames(worker, tmp
     worker.cancel(k)
     ev = worker.rec.wait_for(k, {"result", "cancelled", "error"}, timeout=60)
     assert ev.kind == "cancelled" and not (tmp_path / "c.mp4").exists()
+
+
+def test_import_torch_pauses_and_restores_the_collector_and_freezes_the_import():
+    """In a fresh interpreter (torch not imported yet): the engine's torch import leaves the collector
+    enabled as it was, with torch's objects moved to the permanent generation."""
+    import subprocess
+    import sys
+
+    code = ("import gc, sys\n"
+            "from engine.torch_preload import import_torch\n"
+            "assert 'torch' not in sys.modules\n"
+            "before = gc.get_freeze_count()\n"
+            "t = import_torch()\n"
+            "print(t.__name__, gc.isenabled(), gc.get_freeze_count() - before > 100000)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.split() == ["torch", "True", "True"]

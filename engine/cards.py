@@ -37,6 +37,25 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
 from .presets import SPADE as SPADE_PRESETS  # noqa: E402  (re-exported: generator input channels -> preset)
 
 
+def save_safetensors(tensors: Mapping[str, Any], path: Path | str, metadata: dict | None = None) -> Path:
+    """Write torch or numpy ``tensors`` as safetensors, atomically (a temporary file renamed over
+    ``path``) and readable like any file the user creates (safetensors itself writes 0600)."""
+    import os
+
+    from .labels.io import new_file_mode
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if all(type(v).__module__ == "numpy" for v in tensors.values()):
+        from safetensors.numpy import save_file
+    else:
+        from safetensors.torch import save_file
+    save_file(dict(tensors), str(tmp), metadata=metadata)
+    os.chmod(tmp, new_file_mode())
+    os.replace(tmp, path)
+    return path
+
+
 def read_state_dict(path: Path | str) -> dict:
     """Read tensors from a checkpoint safely: safetensors, or ``torch.load(weights_only=True)``.
 

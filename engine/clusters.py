@@ -70,9 +70,7 @@ def instance_features(model, image: np.ndarray, labels: np.ndarray, instances: n
 def cluster_model(model_dir: Path | str, data: Path | str, split: str = "train", n_clusters: int = 10,
                   limit: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Encode a dataset with the model's feature encoder, k-means per class, save beside the card."""
-    from safetensors.numpy import save_file
-
-    from .cards import ModelError, load_card, sha256_file, write_card
+    from .cards import ModelError, load_card, save_safetensors, sha256_file, write_card
     from .registry import load_model
     from .train.datasets import PairedDataset
 
@@ -95,9 +93,7 @@ def cluster_model(model_dir: Path | str, data: Path | str, split: str = "train",
         raise ModelError(f"{data}: no instances large enough to cluster")
     tensors = {f"class_{c}": kmeans(np.stack(v), n_clusters, seed=c) for c, v in sorted(per_class.items())}
     path = model_dir / CLUSTER_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(path)
+    save_safetensors(tensors, path)
     card = load_card(model_dir)
     card.setdefault("files", {})["clusters"] = {"path": CLUSTER_FILE, "sha256": sha256_file(path),
                                                "bytes": path.stat().st_size}

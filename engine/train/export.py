@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..cards import inspect_state_dict, make_card, write_card
+from ..cards import inspect_state_dict, make_card, save_safetensors, write_card
 from .trainer import CKPT
 
 DATA_LICENCES = {
@@ -25,12 +25,7 @@ LOSSES = {"spade": "hinge GAN + feature matching (10) + VGG19 (10)",
 
 
 def _save(sd: dict, path: Path, meta: dict) -> Path:
-    from safetensors.torch import save_file
-
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().clone() for k, v in sd.items()}, str(tmp), metadata=meta)
-    tmp.replace(path)
-    return path
+    return save_safetensors({k: v.detach().contiguous().clone() for k, v in sd.items()}, path, meta)
 
 
 def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str | None = None,

@@ -225,9 +225,8 @@ class SegmenterTrainer:
 
 def export_segmenter(run_dir: Path | str, out_dir: Path | str, name: str = "camvid_segmenter") -> dict:
     """Half-precision weights + model card holding the validation scores and the training cost."""
-    from safetensors.torch import save_file
 
-    from ..cards import make_card, write_card
+    from ..cards import make_card, save_safetensors, write_card
     from .export import DATA_LICENCES
 
     tr = SegmenterTrainer.resume(run_dir)
@@ -237,9 +236,7 @@ def export_segmenter(run_dir: Path | str, out_dir: Path | str, name: str = "camv
     sd = {k: v.detach().half().contiguous() if v.is_floating_point() else v.contiguous()
           for k, v in tr.model.state_dict().items()}
     weights = out_dir / "segmenter.safetensors"
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(sd, str(tmp), metadata={"family": "segmenter", "name": name})
-    tmp.replace(weights)
+    save_safetensors(sd, weights, metadata={"family": "segmenter", "name": name})
     # scores of the weights as shipped (half precision, loaded back as float32)
     from ..models.segmenter import load_segmenter
     model = load_segmenter(out_dir, card={"options": tr.model.cfg.to_dict()})

@@ -12,6 +12,17 @@ LIMIT_MB=$([ "$VARIANT" = cpu ] && echo 1200 || echo 6000)      # CPU build: at 
 [ -x "$BUNDLE/semstudio" ] || { echo "no bundle at $BUNDLE: run pyinstaller first (make package)" >&2; exit 2; }
 mkdir -p "$OUT"
 
+# as Debian's dh_strip does for shared libraries: drop static symbol tables, debug sections and notes; the
+# dynamic symbols the loader needs stay. Only torch's libraries (libtorch_cpu alone carries ~90 MB of
+# symbols) and libpython: wheels repaired by auditwheel (hashed names under *.libs/) were rewritten by
+# patchelf, and strip can break such files, so they are left alone.
+if command -v strip >/dev/null; then
+    find "$BUNDLE/_internal/torch/lib" "$BUNDLE/_internal" -maxdepth 1 -type f \
+        \( -name "libtorch*.so" -o -name "libc10.so" -o -name "libshm.so" -o -name "libpython3*.so*" \) -print0 |
+        xargs -0 -r strip --remove-section=.comment --remove-section=.note --strip-unneeded
+else
+    echo "note: binutils' strip not found; the bundle keeps its symbol tables" >&2
+fi
 SIZE_MB=$(( ($(du -sb "$BUNDLE" | cut -f1) + 999999) / 1000000 ))     # decimal MB, rounded up
 echo "bundle: $BUNDLE is ${SIZE_MB} MB unpacked (limit for $VARIANT: ${LIMIT_MB} MB)"
 echo "{\"variant\": \"$VARIANT\", \"version\": \"$VERSION\", \"unpacked_mb\": $SIZE_MB, \"limit_mb\": $LIMIT_MB}" \

@@ -66,3 +66,26 @@ def test_bundled_zoo_within_budget_and_every_generator_card_carries_its_eval_tab
         assert row["segmenter"] == "camvid_segmenter" and row["images"] == 101
         assert row["miou_ratio"] == round(row["miou"] / row["oracle_miou"], 4)
         assert row["fd_vgg"] > 0 and card["training"]["cpu_hours"] > 0
+
+
+def test_saved_weights_are_atomic_and_readable_like_any_user_file(tmp_path):
+    import os
+
+    import numpy as np
+    import torch
+    from safetensors.numpy import load_file as load_np
+    from safetensors.torch import load_file
+
+    from engine.cards import save_safetensors
+
+    old = os.umask(0o022)
+    try:
+        p = save_safetensors({"w": torch.arange(6.0).view(2, 3)}, tmp_path / "g.safetensors", {"family": "x"})
+        q = save_safetensors({"c": np.ones((2, 2), np.float32)}, tmp_path / "c.safetensors")
+    finally:
+        os.umask(old)
+    assert torch.equal(load_file(p)["w"], torch.arange(6.0).view(2, 3))
+    assert load_np(q)["c"].sum() == 4
+    if os.name == "posix":                      # safetensors alone writes 0600: unreadable to other users
+        assert p.stat().st_mode & 0o777 == 0o644 and q.stat().st_mode & 0o777 == 0o644
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["c.safetensors", "g.safetensors"]    # no .tmp left

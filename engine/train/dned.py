@@ -129,7 +129,6 @@ def calibrate_threshold(net: DNED, data: PairedDataset, n: int = 24, size=(256, 
 def export(run_dir: Path | str, out_dir: Path | str) -> dict:
     """Half-precision safetensors of the whole network (HED backbone included) and a card, with the
     binarisation threshold calibrated to the Laplacian maps' edge density on training photos."""
-
     from ..cards import save_safetensors, sha256_file, write_card
     from ..train.export import DATA_LICENCES
 

@@ -225,7 +225,6 @@ class SegmenterTrainer:
 
 def export_segmenter(run_dir: Path | str, out_dir: Path | str, name: str = "camvid_segmenter") -> dict:
     """Half-precision weights + model card holding the validation scores and the training cost."""
-
     from ..cards import make_card, save_safetensors, write_card
     from .export import DATA_LICENCES
 

@@ -53,7 +53,7 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
     else:
         info = inspect_state_dict(st["G"], name)
     if family == "simgan":
-        pass
+        pass                    # its card sections were set above; keep it out of the pix2pixHD branch
     elif family == "spade":
         info["options"] = {**info["options"], **{k: mc[k] for k in ("num_upsampling_layers", "latent_hw", "ndf",
                                                                     "n_layers_D", "num_D")}}

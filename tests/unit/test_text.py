@@ -292,3 +292,20 @@ def test_curriculum_widens_classes_and_colours(tiny_camvid):
     tr.step = 100
     classes, colours = tr.stage()
     assert set(CURRICULUM_CLASSES) <= classes and len(colours) == 11
+
+
+def test_text_sensitivity_flags_a_text_blind_generator(tiny_camvid):
+    import torch
+
+    from engine.train.trainer import TrainConfig, make_trainer
+
+    logged = []
+    tr = make_trainer(TrainConfig(family="simgan", data=str(tiny_camvid), size=(96, 72), batch=2, ngf=4, ndf=8,
+                                  ca_dim=8, lambda_vgg=0.0, ttur=False), "/nonexistent-run", log=logged.append)
+    assert tr.text_sensitivity(4) > 0.05               # a fresh CA layer passes the text through
+    with torch.no_grad():
+        tr.G.ca.fc.weight.zero_()                       # the collapse: every text gives the same code
+    assert tr.text_sensitivity(4) == 0.0
+    assert tr.G.training                                # the check leaves the training mode as it was
+    tr.sample_grid(2)
+    assert any("text sensitivity 0.000" in m and "ignores the text" in m for m in logged)

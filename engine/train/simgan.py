@@ -37,6 +37,11 @@ HELDOUT_CAMVID = [["car", "red"], ["sky", "orange"], ["building", "blue"], ["tre
                   ["road", "brown"], ["pavement", "pink"], ["fence", "purple"]]
 
 
+def _images(arrays: list, device) -> torch.Tensor:
+    """(H, W, 3) uint8 images -> an (N, 3, H, W) batch in [-1, 1] on ``device``."""
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(device)
+
+
 class SimganTrainer(GANTrainer):
     family, title = "simgan", "SIMGAN"
 
@@ -126,12 +131,8 @@ class SimganTrainer(GANTrainer):
             tbs.append(tb)
         emb = self.encoder.encode(ts + tbs)
         n = len(ts)
-
-        def tens(a):
-            return torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(self.device)
-
         e = torch.from_numpy(emb).to(self.device)
-        return tens(xs), tens(x2s), e[:n], e[n:]
+        return _images(xs, self.device), _images(x2s, self.device), e[:n], e[n:]
 
     # ---- one iteration -----------------------------------------------------------------------
     def set_lr(self) -> None:
@@ -185,7 +186,7 @@ class SimganTrainer(GANTrainer):
             ts.append(t)
             tbs.append(tb)
         e = torch.from_numpy(self.encoder.encode(ts + tbs)).to(self.device)
-        x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(self.device)
+        x = _images(xs, self.device)
         was = self.G.training
         self.G.eval()
         with torch.no_grad():
@@ -207,7 +208,7 @@ class SimganTrainer(GANTrainer):
             img, lab, _ = data.get_with_instances(int(i), self.cfg.size)
             x, x2, t, tb = self.make_pair(img, lab, rng)
             e = torch.from_numpy(self.encoder.encode([tb])).to(self.device)
-            xt = torch.from_numpy(x).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.device)
+            xt = _images([x], self.device)
             with torch.no_grad():
                 y = self.G(xt, e, sample=False)[0]
             yy = ((y[0].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)

@@ -19,13 +19,80 @@ LOSSES = {"spade": "hinge GAN + feature matching (10) + VGG19 (10)",
           "pix2pixhd": "LSGAN + feature matching (10) + VGG19 (10); instance-feature encoder trained through G",
           "groupdnet": "hinge GAN (TTUR) + feature matching (10) + VGG19 (10) + KL (0.05) of the group encoder",
           "simgan": "SIMGAN LSGAN (real/matching 1, real/mismatched 0, fake 0) + cycle L1 (10) + conditioning-"
-                    "augmentation KL (1) + L1 to the recoloured target (lambda_pair)",
+                    "augmentation KL (1) + L1 to the recoloured target (lambda_pair, and over the recoloured region "
+                    "alone: lambda_pair_region)",
           "sflow": "LSGAN + feature matching (10) + VGG19 (10) + flow consistency (L1 of frame t+1 against frame t "
                    "carried by the real flow) on synthetic-motion pairs"}
 
 
 def _save(sd: dict, path: Path, meta: dict) -> Path:
     return save_safetensors({k: v.detach().contiguous().clone() for k, v in sd.items()}, path, meta)
+
+
+def _plain_info(st: dict, name: str) -> dict:
+    """What the inspector says of a generator trained here, without the official-checkpoint notes."""
+    info = inspect_state_dict(st["G"], name)
+    info.pop("warnings", None)
+    info.pop("official_options", None)
+    return info
+
+
+def _simgan_sections(st, name, out_dir, files, card_extra) -> dict:
+    from ..text.edit import card_text_section
+    from .simgan import HELDOUT_CAMVID
+
+    tc = st["train_config"]
+    card_extra["text"] = card_text_section(tc.get("heldout") or HELDOUT_CAMVID, tc)
+    return {"family": "simgan", "options": dict(st["model_config"]), "instance_edge": False,
+            "capabilities": {"text": True, "multimodal": True, "instances": False}}
+
+
+def _spade_sections(st, name, out_dir, files, card_extra) -> dict:
+    tc, mc = st["train_config"], st["model_config"]
+    info = inspect_state_dict(st["G"], name)
+    info["options"] = {**info["options"], **{k: mc[k] for k in ("num_upsampling_layers", "latent_hw", "ndf",
+                                                                "n_layers_D", "num_D")}}
+    info["instance_edge"] = bool(tc.get("use_instance"))
+    info["capabilities"]["instances"] = info["instance_edge"]
+    return info
+
+
+def _sflow_sections(st, name, out_dir, files, card_extra) -> dict:
+    from ..labels import edges
+
+    info = _plain_info(st, name)
+    info.update(family="sflow", options=dict(st["model_config"]), instance_edge=False)
+    info["capabilities"].update(instances=False, video=True)
+    card_extra["edges"] = {"kind": "laplacian", "threshold": edges.THRESHOLD, "ksize": edges.KSIZE,
+                           "sigma": edges.SIGMA, "without_frame": "label boundaries",
+                           "label_edge_prob": st["train_config"].get("label_edge_prob")}
+    return info
+
+
+def _groupdnet_sections(st, name, out_dir, files, card_extra) -> dict:
+    mc = st["model_config"]
+    info = _plain_info(st, name)
+    info.update(options=dict(mc), instance_edge=False)
+    info["capabilities"].update(per_class_style=True, multimodal=True)
+    if "E" in st:
+        files["encoder"] = _save(st["E"], out_dir / "encoder.safetensors", {"family": "groupdnet_encoder"})
+    return info
+
+
+def _pix2pixhd_sections(st, name, out_dir, files, card_extra) -> dict:
+    mc = st["model_config"]
+    info = _plain_info(st, name)
+    info.update(options=dict(mc), instance_edge=True)
+    info["capabilities"].update(instances=True, per_instance_style=bool(mc.get("feat_num")),
+                                multimodal=bool(mc.get("feat_num")))
+    if mc.get("feat_num") and "E" in st:
+        files["encoder"] = _save(st["E"], out_dir / "encoder.safetensors", {"family": st["family"] + "_encoder"})
+    return info
+
+
+# per family: (checkpoint, name, out dir, files so far, card extras to fill) -> the card's model info
+_FAMILY_SECTIONS = {"simgan": _simgan_sections, "spade": _spade_sections, "sflow": _sflow_sections,
+                    "groupdnet": _groupdnet_sections}
 
 
 def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str | None = None,
@@ -35,7 +102,7 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
     training split."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     st = torch.load(run_dir / CKPT, map_location="cpu", weights_only=True)
-    tc, mc = st["train_config"], st["model_config"]
+    tc = st["train_config"]
     family = st.get("family", "spade")
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"family": family, "name": name}
@@ -43,51 +110,8 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
         meta["simgan"] = json.dumps({"residual_output": True})
     files = {"generator": _save(st["G"], out_dir / "generator.safetensors", meta)}
     card_extra: dict = {}
-    if family == "simgan":
-        from ..text.edit import card_text_section
-        from .simgan import HELDOUT_CAMVID
-
-        info = {"family": "simgan", "options": dict(mc), "instance_edge": False,
-                "capabilities": {"text": True, "multimodal": True, "instances": False}}
-        card_extra["text"] = card_text_section(tc.get("heldout") or HELDOUT_CAMVID, tc)
-    else:
-        info = inspect_state_dict(st["G"], name)
-    if family == "simgan":
-        pass                    # its card sections were set above; keep it out of the pix2pixHD branch
-    elif family == "spade":
-        info["options"] = {**info["options"], **{k: mc[k] for k in ("num_upsampling_layers", "latent_hw", "ndf",
-                                                                    "n_layers_D", "num_D")}}
-        info["instance_edge"] = bool(tc.get("use_instance"))
-        info["capabilities"]["instances"] = info["instance_edge"]
-    elif family == "sflow":
-        from ..labels import edges
-
-        info["family"] = "sflow"
-        info["options"] = dict(mc)
-        info["instance_edge"] = False
-        info.pop("warnings", None)
-        info.pop("official_options", None)
-        info["capabilities"].update(instances=False, video=True)
-        card_extra["edges"] = {"kind": "laplacian", "threshold": edges.THRESHOLD, "ksize": edges.KSIZE,
-                         "sigma": edges.SIGMA, "without_frame": "label boundaries",
-                         "label_edge_prob": tc.get("label_edge_prob")}
-    elif family == "groupdnet":
-        info["options"] = dict(mc)
-        info["instance_edge"] = False
-        info.pop("warnings", None)
-        info.pop("official_options", None)
-        info["capabilities"].update(per_class_style=True, multimodal=True)
-        if "E" in st:
-            files["encoder"] = _save(st["E"], out_dir / "encoder.safetensors", {"family": "groupdnet_encoder"})
-    else:
-        info["options"] = dict(mc)
-        info["instance_edge"] = True
-        info.pop("warnings", None)
-        info.pop("official_options", None)
-        info["capabilities"].update(instances=True, per_instance_style=bool(mc.get("feat_num")),
-                                    multimodal=bool(mc.get("feat_num")))
-        if mc.get("feat_num") and "E" in st:
-            files["encoder"] = _save(st["E"], out_dir / "encoder.safetensors", {"family": family + "_encoder"})
+    section = _FAMILY_SECTIONS.get(family, _pix2pixhd_sections)
+    info = section(st, name, out_dir, files, card_extra)
     info["labelset"] = tc["labelset"]
     info["resolution"] = list(tc["size"])
     training = {

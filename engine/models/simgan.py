@@ -7,7 +7,9 @@ Generator G(x, phi(t)):
   of a ``ca_dim`` Gaussian; the forward edit samples it (diversity, with a seed), the cycle's
   reconstruction uses the mean (the paper applies the KL term only to the forward generation);
 - residual block: the text code replicated over the feature map and concatenated, a joining 3x3
-  convolution, then 16 residual units of two 3x3 convolutions each, batch norm and ReLU;
+  convolution, then 16 residual units of two 3x3 convolutions each, batch norm and ReLU. Optionally
+  (``text_every_unit``, our variant) every unit gets the code concatenated to its input as well: with
+  a single join the colour-times-region interaction is learnt very slowly on CPU budgets;
 - decoder: 2 transposed convolutions (4x4 stride 2) back to full resolution; the second gives RGB.
   Its tanh output is a *change* added to the source (clamped to [-1, 1]): what the text does not
   mention can pass through untouched, which is SIMGAN's "keep the text-irrelevant features".
@@ -36,6 +38,7 @@ class SimganConfig:
     n_res: int = 16
     text_dim: int = TEXT_DIM
     residual_output: bool = True
+    text_every_unit: bool = False      # also concatenate the text code at the input of every residual unit
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,12 +56,16 @@ def _cbr(cin, cout, k, s, p, act=True):
 
 
 class ResUnit(nn.Module):
-    def __init__(self, c: int):
-        super().__init__()
-        self.body = nn.Sequential(*_cbr(c, c, 3, 1, 1), *_cbr(c, c, 3, 1, 1, act=False))
+    """Two 3x3 convolutions with batch norm and a skip. With ``code`` > 0 channels the text code map is
+    concatenated to the first convolution's input (the unit's own copy of the text features)."""
 
-    def forward(self, x):
-        return F.relu(x + self.body(x))
+    def __init__(self, c: int, code: int = 0):
+        super().__init__()
+        self.body = nn.Sequential(*_cbr(c + code, c, 3, 1, 1), *_cbr(c, c, 3, 1, 1, act=False))
+
+    def forward(self, x, code_map=None):
+        h = x if code_map is None else torch.cat([x, code_map], 1)
+        return F.relu(x + self.body(h))
 
 
 class CondAug(nn.Module):
@@ -95,7 +102,8 @@ class SimganGenerator(nn.Module):
                                      *_cbr(g, 2 * g, 4, 2, 1), *_cbr(2 * g, 4 * g, 4, 2, 1))
         self.ca = CondAug(cfg.text_dim, cfg.ca_dim)
         self.join = nn.Sequential(*_cbr(4 * g + cfg.ca_dim, 4 * g, 3, 1, 1))
-        self.res = nn.Sequential(*[ResUnit(4 * g) for _ in range(cfg.n_res)])
+        self.res = nn.Sequential(*[ResUnit(4 * g, cfg.ca_dim if cfg.text_every_unit else 0)
+                                   for _ in range(cfg.n_res)])
         self.decoder = nn.Sequential(nn.ConvTranspose2d(4 * g, 2 * g, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * g),
                                      nn.ReLU(True), nn.ConvTranspose2d(2 * g, 3, 4, 2, 1), nn.Tanh())
 
@@ -104,8 +112,14 @@ class SimganGenerator(nn.Module):
         """x: (N, 3, H, W) in [-1, 1] with H, W multiples of 4; emb: (N, 384). Returns (image, mu, logvar)."""
         f = self.encoder(x)
         c, mu, logvar = self.ca(emb, sample, generator, eps)
-        f = self.join(torch.cat([f, c[:, :, None, None].expand(-1, -1, f.shape[2], f.shape[3])], 1))
-        out = self.decoder(self.res(f))
+        cm = c[:, :, None, None].expand(-1, -1, f.shape[2], f.shape[3])
+        f = self.join(torch.cat([f, cm], 1))
+        if self.cfg.text_every_unit:
+            for unit in self.res:
+                f = unit(f, cm)
+        else:
+            f = self.res(f)
+        out = self.decoder(f)
         if self.cfg.residual_output:
             out = (x + out).clamp(-1.0, 1.0)
         return out, mu, logvar
@@ -150,4 +164,6 @@ def infer_simgan_config(sd: dict, meta: dict | None = None) -> SimganConfig:
     residual = True
     if meta and "simgan" in meta:
         residual = bool(json.loads(meta["simgan"]).get("residual_output", True))
-    return SimganConfig(ngf=ngf, ca_dim=ca2 // 2, n_res=n_res, text_dim=text_dim, residual_output=residual)
+    every = sd["res.0.body.0.weight"].shape[1] > 4 * ngf
+    return SimganConfig(ngf=ngf, ca_dim=ca2 // 2, n_res=n_res, text_dim=text_dim, residual_output=residual,
+                        text_every_unit=every)

@@ -61,7 +61,8 @@ class SimganTrainer(GANTrainer):
     def build(self) -> None:
         cfg = self.cfg
         self.check_size(4, "(two stride-2 stages)")
-        self.mcfg = SimganConfig(ngf=cfg.ngf, ndf=cfg.ndf, ca_dim=cfg.ca_dim)
+        self.mcfg = SimganConfig(ngf=cfg.ngf, ndf=cfg.ndf, ca_dim=cfg.ca_dim,
+                                 text_every_unit=cfg.text_every_unit)
         self.G = SimganGenerator(self.mcfg).to(self.device)
         self.D = SimganDiscriminator(self.mcfg).to(self.device)
         self.heldout = {tuple(p) for p in (cfg.heldout if cfg.heldout is not None else HELDOUT_CAMVID)}

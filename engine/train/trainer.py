@@ -90,6 +90,7 @@ class TrainConfig:
     lambda_ca: float = 1.0
     lambda_pair: float = 0.0                 # L1 to the recoloured target (our addition; 0 = the paper's losses)
     lambda_pair_region: float = 0.0          # the same L1 over the recoloured region only, per-sample mean
+    text_every_unit: bool = False            # SIMGAN: the text code also enters every residual unit
     lr_halve_epochs: float = 50.0
     heldout: list | None = None              # [[class, colour], ...] never trained on (None: the CamVid list)
     curriculum: int = 0                      # SIMGAN: steps over which classes/colours widen from 3/4 to all

@@ -152,6 +152,17 @@ def test_simgan_architecture_as_in_the_paper():
     assert kl_ca(torch.ones(3, 4), torch.zeros(3, 4)).item() == pytest.approx(0.5)
     inf = infer_simgan_config(G.state_dict())
     assert (inf.ngf, inf.ca_dim, inf.n_res, inf.text_dim, inf.residual_output) == (8, 16, 16, 384, True)
+    assert not inf.text_every_unit
+    # the variant with the text code entering every residual unit: same layers, wider first convolutions,
+    # told apart by shape alone, and a loaded copy computes the same edit
+    every = SimganGenerator(SimganConfig(ngf=8, ca_dim=16, text_every_unit=True)).eval()
+    assert all(u.body[0].in_channels == 32 + 16 for u in every.res)
+    inf = infer_simgan_config(every.state_dict())
+    assert inf.text_every_unit
+    again = SimganGenerator(inf).eval()
+    again.load_state_dict(every.state_dict())
+    assert torch.equal(again(x, e, sample=False)[0], every(x, e, sample=False)[0])
+    assert not torch.allclose(every(x, e, sample=False)[0], every(x, e.flip(0), sample=False)[0])
 
 
 # ---------------------------------------------------------------- training, export and editing

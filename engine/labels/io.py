@@ -20,8 +20,19 @@ class LabelIOError(ValueError):
 
 
 def new_file_mode() -> int:
-    """The mode a plainly created file gets under this process's umask (mkstemp's files are 0600)."""
-    mask = os.umask(0)
+    """The mode a plainly created file gets under this process's umask (mkstemp's files are 0600).
+
+    Linux reports the umask in /proc/self/status. Elsewhere it can only be read by setting it; the
+    brief stand-in is the most restrictive mask, so a file another thread creates in that instant is
+    private rather than world-writable."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
     os.umask(mask)
     return 0o666 & ~mask
 

@@ -1,6 +1,9 @@
 """Every bundled file is recorded with its sha256 and licence; the demo model's card is complete."""
 import hashlib
 import json
+import os
+
+import pytest
 
 from engine.cards import load_card
 from engine.paths import resources_dir
@@ -89,3 +92,35 @@ def test_saved_weights_are_atomic_and_readable_like_any_user_file(tmp_path):
     if os.name == "posix":                      # safetensors alone writes 0600: unreadable to other users
         assert p.stat().st_mode & 0o777 == 0o644 and q.stat().st_mode & 0o777 == 0o644
     assert sorted(x.name for x in tmp_path.iterdir()) == ["c.safetensors", "g.safetensors"]    # no .tmp left
+
+
+@pytest.mark.skipif(os.name != "posix", reason="umask and file modes are POSIX")
+def test_new_file_mode_reads_the_umask_without_opening_a_world_writable_window(monkeypatch):
+    """The mode follows the umask; where /proc cannot tell it, the umask is read by setting a private
+    stand-in (never 0, which would make another thread's new file world-writable) and put back."""
+    import builtins
+
+    from engine.labels.io import new_file_mode
+
+    old = os.umask(0o027)
+    try:
+        assert new_file_mode() == 0o640
+        seen = []
+        real_umask, real_open = os.umask, builtins.open
+
+        def spy_umask(m):
+            seen.append(m)
+            return real_umask(m)
+
+        def no_proc(path, *a, **k):
+            if str(path).startswith("/proc/"):
+                raise OSError("no /proc here")
+            return real_open(path, *a, **k)
+
+        monkeypatch.setattr(os, "umask", spy_umask)
+        monkeypatch.setattr(builtins, "open", no_proc)
+        assert new_file_mode() == 0o640
+        monkeypatch.undo()
+        assert seen == [0o077, 0o027] and os.umask(0o027) == 0o027
+    finally:
+        os.umask(old)

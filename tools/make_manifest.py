@@ -31,6 +31,11 @@ LICENCES = {
     "models/camvid_pix2pixhd/features_clustered.safetensors": (
         "k-means of the encoder's instance features on CamVid train", CAMVID),
     "models/camvid_pix2pixhd/card.json": ("Semantic Studio model card", "project"),
+    "models/camvid_groupdnet/generator.safetensors": ("GroupDNet generator trained by Semantic Studio on CamVid train",
+                                                      CAMVID),
+    "models/camvid_groupdnet/encoder.safetensors": (
+        "GroupDNet group encoder (per-class style codes) trained by Semantic Studio on CamVid train", CAMVID),
+    "models/camvid_groupdnet/card.json": ("Semantic Studio model card", "project"),
     "train_presets/spade_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/pix2pixhd_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/groupdnet_camvid_cpu.json": ("Semantic Studio", "project"),

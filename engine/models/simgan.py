@@ -8,8 +8,9 @@ Generator G(x, phi(t)):
   reconstruction uses the mean (the paper applies the KL term only to the forward generation);
 - residual block: the text code replicated over the feature map and concatenated, a joining 3x3
   convolution, then 16 residual units of two 3x3 convolutions each, batch norm and ReLU. Optionally
-  (``text_every_unit``, our variant) every unit gets the code concatenated to its input as well: with
-  a single join the colour-times-region interaction is learnt very slowly on CPU budgets;
+  (``text_every_unit``, our variant) every unit gets the code concatenated to its input as well, meant
+  to make the colour-times-region interaction easier to learn than through a single join (not yet
+  shown to help: CamVid run v3 still drifted to the identity);
 - decoder: 2 transposed convolutions (4x4 stride 2) back to full resolution; the second gives RGB.
   Its tanh output is a *change* added to the source (clamped to [-1, 1]): what the text does not
   mention can pass through untouched, which is SIMGAN's "keep the text-irrelevant features".
@@ -114,11 +115,9 @@ class SimganGenerator(nn.Module):
         c, mu, logvar = self.ca(emb, sample, generator, eps)
         cm = c[:, :, None, None].expand(-1, -1, f.shape[2], f.shape[3])
         f = self.join(torch.cat([f, cm], 1))
-        if self.cfg.text_every_unit:
-            for unit in self.res:
-                f = unit(f, cm)
-        else:
-            f = self.res(f)
+        unit_code = cm if self.cfg.text_every_unit else None
+        for unit in self.res:
+            f = unit(f, unit_code)
         out = self.decoder(f)
         if self.cfg.residual_output:
             out = (x + out).clamp(-1.0, 1.0)

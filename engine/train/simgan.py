@@ -187,21 +187,20 @@ class SimganTrainer(GANTrainer):
     def fake(self, x, x2, t, tb):
         return self.G(x, tb, sample=False)[0]
 
+    def fixed_pairs(self, n: int, seed: int) -> list:
+        """(x, x', t, t_bar) for ``n`` training images spread over the split, unaugmented, drawn with
+        ``seed``: the same pairs at every step, for the logs and sample grids."""
+        data = self.load_data()
+        rng = np.random.default_rng(seed)
+        idx = np.linspace(0, len(data) - 1, min(n, len(data))).astype(int)
+        return [self.make_pair(*data.get_with_instances(int(i), self.cfg.size)[:2], rng) for i in idx]
+
     def text_sensitivity(self, n: int = 8) -> float:
         """How much the generator listens to the text: the mean |G(x, t_bar) - G(x, t)| (0..255 scale, CA
         mean as code, eval mode) over ``n`` fixed training pairs. 0 means the text is ignored - the
         collapse seen when the CA KL drives the text code to the prior and the edit becomes the identity."""
-        data = self.load_data()
-        rng = np.random.default_rng(54321)
-        idx = np.linspace(0, len(data) - 1, min(n, len(data))).astype(int)
-        xs, ts, tbs = [], [], []
-        for i in idx:
-            img, lab, _ = data.get_with_instances(int(i), self.cfg.size)
-            x, _x2, t, tb = self.make_pair(img, lab, rng)
-            xs.append(x)
-            ts.append(t)
-            tbs.append(tb)
-        e = torch.from_numpy(self.encoder.encode(ts + tbs)).to(self.device)
+        xs, _x2s, ts, tbs = zip(*self.fixed_pairs(n, 54321))
+        e = torch.from_numpy(self.encoder.encode(list(ts + tbs))).to(self.device)
         x = _images(xs, self.device)
         was = self.G.training
         self.G.eval()
@@ -215,14 +214,9 @@ class SimganTrainer(GANTrainer):
         gap = self.text_sensitivity()
         self.log(f"step {self.step}: text sensitivity {gap:.3f} (mean |G(x, target text) - G(x, source text)|, "
                  "0..255)" + ("; the generator ignores the text" if gap < 0.05 else ""))
-        data = self.load_data()
-        rng = np.random.default_rng(12345)
-        idx = np.linspace(0, len(data) - 1, min(n, len(data))).astype(int)
         rows = []
         self.G.eval()
-        for i in idx:
-            img, lab, _ = data.get_with_instances(int(i), self.cfg.size)
-            x, x2, t, tb = self.make_pair(img, lab, rng)
+        for x, x2, _t, tb in self.fixed_pairs(n, 12345):
             e = torch.from_numpy(self.encoder.encode([tb])).to(self.device)
             xt = _images([x], self.device)
             with torch.no_grad():

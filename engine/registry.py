@@ -283,9 +283,20 @@ def _build(card: dict, sd: dict, enc_sd: dict | None, ls: LabelSet, name: str):
         gen.eval()
         return gen, fast_pix2pixhd(gen, ls.one_hot_channels, instance_edge=True), enc
     if family == "sflow":
-        from .models import pix2pixhd
+        from .models import pix2pixhd, spade
         from .models.pix2pixhd_fast import fast_pix2pixhd
 
+        if spade.is_spade_generator(sd):            # S-Flow on the SPADE generator
+            from .models.spade_fast import FastSPADEGenerator
+
+            cfg = spade.infer_config(sd, card["options"].get("num_upsampling_layers"))
+            if cfg.semantic_nc != ls.one_hot_channels + 1 or cfg.use_vae:
+                raise ModelError(f"{name}: S-Flow generator takes {cfg.semantic_nc} input channels but label set "
+                                 f"{ls.name} + edge map gives {ls.one_hot_channels + 1}")
+            gen = spade.SPADEGenerator(cfg)
+            _strict_load(gen, sd, name)
+            freeze_spectral_norm(gen.eval())
+            return gen, FastSPADEGenerator(gen, n_onehot=ls.one_hot_channels), None
         cfg = pix2pixhd.Pix2PixHDConfig.from_dict(card["options"])
         if cfg.input_nc != ls.one_hot_channels + 1:
             raise ModelError(f"{name}: S-Flow generator takes {cfg.input_nc} input channels but label set "
@@ -355,6 +366,12 @@ class StyleControls:
     edges: np.ndarray | None = None
 
 
+def _is_spade(gen) -> bool:
+    from .models.spade import SPADEGenerator
+
+    return isinstance(gen, SPADEGenerator)
+
+
 def _sflow_edges(lab: np.ndarray, controls: StyleControls, size_wh: tuple[int, int]):
     """(1, 1, H, W) float edge input of an S-Flow generator at the grid size."""
     import torch
@@ -390,7 +407,7 @@ def _image_tensor(img: np.ndarray, size_wh: tuple[int, int]):
 
 def _grid_size(model: LoadedModel, w: int, h: int) -> tuple[int, int]:
     """The size the network runs at: multiples of its total stride, or fixed by a VAE latent."""
-    if model.family == "spade":
+    if model.family == "spade" or _is_spade(model.generator):
         cfg = model.generator.cfg
         f = 2 ** cfg.n_up
         if cfg.use_vae:
@@ -469,7 +486,9 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     gen.manual_seed(int(seed) if seed is not None else int(torch.randint(2**31 - 1, (1,))))
     net = model.generator if (reference or model.fast is None) else model.fast
     keys = None
-    if net is model.fast and (model.family in ("pix2pixhd", "sflow") or getattr(net, "lookup", False)):
+    spade_sflow = model.family == "sflow" and _is_spade(model.generator)
+    if net is model.fast and (model.family == "pix2pixhd" or (model.family == "sflow" and not spade_sflow)
+                              or (getattr(net, "lookup", False) and model.family != "sflow")):
         # the fast paths read look-up keys, never the full-resolution one-hot map
         seg = None
         edge = {"pix2pixhd": True, "sflow": False}.get(model.family, getattr(net, "edge", False))
@@ -510,7 +529,10 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
             out = net(seg, z.reshape(1, cfg.z_channels, lh, lw).to(model.device))
         elif model.family == "sflow":
             feat = _sflow_edges(lab, controls, (gw, gh)).to(model.device)
-            out = net.forward_labels(keys, feat) if seg is None else net(torch.cat([seg, feat], dim=1))
+            if seg is None:
+                out = net.forward_labels(keys, feat)
+            else:      # on SPADE, the fast path reads the exactly binary edge map as look-up keys too
+                out = net(torch.cat([seg, feat], dim=1), None) if spade_sflow else net(torch.cat([seg, feat], dim=1))
         else:
             feat = None
             if model.generator.cfg.feat_num:

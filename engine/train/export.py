@@ -22,11 +22,15 @@ LOSSES = {"spade": "hinge GAN + feature matching (10) + VGG19 (10)",
                     "augmentation KL (1) + L1 to the recoloured target (lambda_pair, and over the recoloured region "
                     "alone: lambda_pair_region)",
           "sflow": "LSGAN + feature matching (10) + VGG19 (10) + flow consistency (L1 of frame t+1 against frame t "
-                   "carried by the real flow) on synthetic-motion pairs"}
+                   "carried by the real flow) on synthetic-motion pairs",
+          "sflow_spade": "hinge GAN (TTUR) + feature matching (10) + VGG19 (10) + flow consistency (L1 of frame t+1 "
+                         "against frame t carried by the real flow) on synthetic-motion pairs"}
 
 
-def _save(sd: dict, path: Path, meta: dict) -> Path:
-    return save_safetensors({k: v.detach().contiguous().clone() for k, v in sd.items()}, path, meta)
+def _save(sd: dict, path: Path, meta: dict, half: bool = False) -> Path:
+    """``half``: floating-point tensors stored as float16 (half the bytes; loading casts them back)."""
+    return save_safetensors({k: (v.detach().half() if half and v.is_floating_point() else v.detach())
+                             .contiguous().clone() for k, v in sd.items()}, path, meta)
 
 
 def _plain_info(st: dict, name: str) -> dict:
@@ -63,6 +67,17 @@ def _sflow_sections(st, name, out_dir, files, card_extra) -> dict:
     info = _plain_info(st, name)
     info.update(family="sflow", options=dict(st["model_config"]), instance_edge=False)
     info["capabilities"].update(instances=False, video=True)
+    tc = st["train_config"]
+    if tc.get("init_from"):
+        from ..cards import load_card
+        from ..registry import resolve_model
+
+        path = resolve_model(tc["init_from"])
+        src = load_card(path) if path.is_dir() else {"name": path.stem}
+        card_extra["initialised_from"] = {
+            "model": src.get("name"), "note": "the run started from this model's generator (the edge channel "
+            "added with zero weights); its training cost comes on top of this card's",
+            "cpu_hours": (src.get("training") or {}).get("cpu_hours")}
     card_extra["edges"] = {"kind": "laplacian", "threshold": edges.THRESHOLD, "ksize": edges.KSIZE,
                            "sigma": edges.SIGMA, "without_frame": "label boundaries",
                            "label_edge_prob": st["train_config"].get("label_edge_prob")}
@@ -96,10 +111,10 @@ _FAMILY_SECTIONS = {"simgan": _simgan_sections, "spade": _spade_sections, "sflow
 
 
 def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str | None = None,
-               extra: dict | None = None, clusters: int = 10) -> dict:
+               extra: dict | None = None, clusters: int = 10, half: bool = False) -> dict:
     """Model folder from a run: generator (+ encoder) safetensors and a card. pix2pixHD runs with
     instance features also get their k-means feature clusters (``clusters`` per class) fitted on the
-    training split."""
+    training split. ``half`` stores the generator's weights as float16 (for bundling)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     st = torch.load(run_dir / CKPT, map_location="cpu", weights_only=True)
     tc = st["train_config"]
@@ -108,7 +123,7 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
     meta = {"family": family, "name": name}
     if family == "simgan":
         meta["simgan"] = json.dumps({"residual_output": True})
-    files = {"generator": _save(st["G"], out_dir / "generator.safetensors", meta)}
+    files = {"generator": _save(st["G"], out_dir / "generator.safetensors", meta, half)}
     card_extra: dict = {}
     section = _FAMILY_SECTIONS.get(family, _pix2pixhd_sections)
     info = section(st, name, out_dir, files, card_extra)
@@ -120,10 +135,13 @@ def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str |
         "steps": st["step"], "batch": tc["batch"], "final_size": list(tc["size"]),
         "cpu_seconds": round(st["cpu_seconds"], 1), "wall_seconds": round(st["wall_seconds"], 1),
         "cpu_hours": round(st["cpu_seconds"] / 3600, 3), "wall_hours": round(st["wall_seconds"] / 3600, 3),
-        "device": st.get("device", "cpu"), "losses": LOSSES.get(family, ""),
+        "device": st.get("device", "cpu"),
+        "losses": LOSSES.get(family + ("_spade" if tc.get("backbone") == "spade" else ""), LOSSES.get(family, "")),
         "instances": "pseudo-instances (connected components of thing classes) where the data has no instance maps",
         "config": tc,
     }
+    if half:
+        training["weights_dtype"] = "float16 (trained in float32)"
     card = make_card(name, info, files, title=title or name, training=training,
                      licence={"weights": "Trained by Semantic Studio; inherits the training data's terms.",
                               "data": training["data_licence"]},

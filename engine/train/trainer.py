@@ -84,6 +84,8 @@ class TrainConfig:
     lambda_flow: float = 10.0                # the flow-consistency loss between the generated pair
     label_edge_prob: float = 0.25            # share of samples whose edge input is the label boundaries
     motion_px: float = 6.0                   # scale of the random smooth homographies (pixels at the border)
+    backbone: str = "pix2pixhd"              # S-Flow generator: pix2pixhd (global generator) | spade
+    init_from: str | None = None             # S-Flow on SPADE: a SPADE model whose generator starts the run
     # SIMGAN (text-guided edits)
     ca_dim: int = 64                         # conditioning-augmentation code size
     lambda_cycle: float = 10.0
@@ -603,8 +605,28 @@ def warp_by_flow(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
+def widen_input_channels(sd: dict, target: dict, n_in: int) -> dict:
+    """``sd`` fitted to ``target``'s shapes where a weight reads ``n_in`` input channels and the target's
+    reads more: the new input channels get zero weights, so the function is unchanged."""
+    out = {}
+    for k, t in target.items():
+        if k not in sd:
+            raise ValueError(f"init_from: the source model has no '{k}'")
+        v = sd[k].to(t.dtype)
+        if v.shape != t.shape:
+            if v.dim() < 2 or v.shape[1] != n_in or v.shape[0] != t.shape[0] or v.shape[2:] != t.shape[2:]:
+                raise ValueError(f"init_from: '{k}' has shape {list(v.shape)}, the S-Flow generator needs "
+                                 f"{list(t.shape)}")
+            w = torch.zeros_like(t)
+            w[:, :n_in] = v
+            v = w
+        out[k] = v
+    return out
+
+
 class SFlowTrainer(GANTrainer):
-    """S-Flow GAN: a pix2pixHD-style global generator whose input is the semantic one-hot map plus an
+    """S-Flow GAN: a pix2pixHD-style global generator (or, with ``backbone`` spade, a SPADE generator,
+    optionally started from a trained SPADE model) whose input is the semantic one-hot map plus an
     edge map (the thresholded Laplacian of the real frame, or for ``label_edge_prob`` of the samples the
     label boundaries, so it also works from label maps alone), trained with LSGAN, feature matching and
     VGG losses, plus S-Flow's flow loss on *pairs of consecutive frames*.
@@ -620,12 +642,55 @@ class SFlowTrainer(GANTrainer):
 
     def build(self) -> None:
         cfg = self.cfg
+        if cfg.backbone not in ("pix2pixhd", "spade"):
+            raise ValueError(f"S-Flow backbone must be pix2pixhd or spade, not '{cfg.backbone}'")
+        if cfg.init_from and cfg.backbone != "spade":
+            raise ValueError("init_from starts an S-Flow run from a SPADE model; it needs backbone 'spade'")
+        self.D = self.discriminator(self.ls.one_hot_channels + 1 + 3)
+        if cfg.backbone == "spade":
+            self._build_spade()
+            return
         self.check_size(2 ** cfg.n_downsample_global, f"for {cfg.n_downsample_global} downsamplings")
         self.mcfg = Pix2PixHDConfig(input_nc=self.ls.one_hot_channels + 1, ngf=cfg.ngf, netG="global",
                                     n_downsample_global=cfg.n_downsample_global,
                                     n_blocks_global=cfg.n_blocks_global, feat_num=0)
         self.G = GlobalGenerator(self.mcfg).to(self.device)
-        self.D = self.discriminator(self.ls.one_hot_channels + 1 + 3)
+
+    def _build_spade(self) -> None:
+        """A SPADE generator whose semantic input is the one-hot map plus the edge channel. With
+        ``init_from`` its architecture and weights come from that SPADE model (trained on the same label
+        set): every weight that reads the semantic map gains one input channel for the edges, set to
+        zero, so the run starts as exactly that model and learns to use the edges and the motion."""
+        from dataclasses import replace
+
+        cfg, c = self.cfg, self.ls.one_hot_channels
+        sd = None
+        if cfg.init_from:
+            from ..registry import ModelError, _read_model
+
+            try:
+                name, card, sd, _enc, _path = _read_model(cfg.init_from)
+            except (ModelError, OSError) as e:
+                raise ValueError(f"init_from: {e}") from None
+            if card.get("family") != "spade" or card.get("labelset") != cfg.labelset:
+                raise ValueError(f"init_from: {name} is a {card.get('family')} model on {card.get('labelset')}; "
+                                 f"S-Flow needs a SPADE model on {cfg.labelset}")
+            base = SpadeConfig.from_dict(card["options"])
+            if base.semantic_nc != c or base.use_vae:
+                raise ValueError(f"init_from: {name} takes {base.semantic_nc} input channels"
+                                 f"{' and a style code' if base.use_vae else ''}; S-Flow starts from a SPADE "
+                                 f"model on the {c} one-hot channels alone")
+            self.mcfg = replace(base, semantic_nc=c + 1, latent_hw=None, ndf=cfg.ndf, n_layers_D=cfg.n_layers_D,
+                                num_D=cfg.num_D)
+        else:
+            self.mcfg = replace(spade_config_from(cfg, self.ls), semantic_nc=c + 1)
+        self.check_size(2 ** self.mcfg.n_up, f"for '{self.mcfg.num_upsampling_layers}' upsampling")
+        self.G = SPADEGenerator(self.mcfg).to(self.device)
+        if sd is not None:
+            self.G.load_state_dict(widen_input_channels(sd, self.G.state_dict(), c))
+
+    def g_adv(self):
+        return (hinge_g_loss, hinge_d_loss) if self.cfg.backbone == "spade" else (ls_g_loss, ls_d_loss)
 
     def edge_channel(self, imgs: np.ndarray, labs: np.ndarray, from_labels=None) -> torch.Tensor:
         """(N, 1, H, W) edge inputs: each frame's Laplacian edges, or its label boundaries where
@@ -668,7 +733,7 @@ class SFlowTrainer(GANTrainer):
         warped = warp_by_flow(fake[:b].float(), flow)
         diff = (fake[b:].float() - warped).abs() * mask
         losses = {"Flow": diff.sum() / (mask.sum() * fake.shape[1]).clamp_min(1.0) * self.cfg.lambda_flow}
-        return self.optimise(losses, seg, fake, real, ls_g_loss, ls_d_loss)
+        return self.optimise(losses, seg, fake, real, *self.g_adv())
 
     def fake(self, seg, real, inst) -> torch.Tensor:
         return self.G(seg)

@@ -81,3 +81,49 @@ def test_sflow_trains_with_the_flow_loss_exports_and_generates(tiny_camvid, tmp_
     assert not np.array_equal(a, generate(m, lab, seed=0))                            # frame edges matter
     e = np.zeros((48, 64), np.float32)
     assert not np.array_equal(generate(m, lab, controls=StyleControls(edges=e)), generate(m, lab))
+
+
+def test_sflow_on_spade_starts_as_the_spade_model_and_learns_the_edges(tiny_camvid, tmp_path, camvid):
+    """backbone spade + init_from: the generator starts as the trained SPADE model exactly (the edge
+    channel's weights are zero), trains with the flow loss, exports in float16 and generates with edges."""
+    from engine.registry import StyleControls, generate, load_model
+
+    spade_cfg = TrainConfig(family="spade", data=str(tiny_camvid), labelset="camvid_11", size=(64, 64), batch=2,
+                            steps=1, ngf=4, nhidden=8, ndf=8, n_layers_D=2, num_D=1, lambda_vgg=0.0,
+                            save_every=1, sample_every=0, log_every=1, threads=2)
+    make_trainer(spade_cfg, tmp_path / "spade_run", log=lambda m: None).fit()
+    export_run(tmp_path / "spade_run", tmp_path / "spade", "spade_tiny")
+    src = load_model(tmp_path / "spade")
+    cfg = TrainConfig(family="sflow", data=str(tiny_camvid), labelset="camvid_11", size=(64, 64), batch=2, steps=2,
+                      backbone="spade", init_from=str(tmp_path / "spade"), ngf=99, ndf=8, n_layers_D=2, num_D=1,
+                      lambda_vgg=0.0, save_every=1, sample_every=2, log_every=1, threads=2, label_edge_prob=0.5)
+    tr = make_trainer(cfg, tmp_path / "run", log=lambda m: None)
+    assert tr.mcfg.ngf == 4 and tr.mcfg.nhidden == 8 and tr.mcfg.semantic_nc == 13     # the source's shapes
+    w = tr.G.state_dict()["fc.weight"]
+    assert w.shape[1] == 13 and not w[:, 12].any() and w[:, :12].any()
+    seg, real, motion = tr.batch_for(0)
+    tr.G.eval()
+    with torch.no_grad():
+        start = tr.G(seg[:1])
+        same = src.generator(seg[:1, :12])
+    assert (start - same).abs().max() < 1e-5                       # the run starts as the SPADE model
+    losses = tr.train_step(seg, real, motion)
+    assert {"Flow", "GAN", "GAN_Feat", "D"} <= set(losses)
+    assert tr.G.state_dict()["fc.weight"][:, 12].any()              # the edge channel learns
+    tr.fit()
+    card = export_run(tmp_path / "run", tmp_path / "m", "sflow_spade_tiny", half=True)
+    assert card["family"] == "sflow" and card["initialised_from"]["model"] == "spade_tiny"
+    assert "hinge" in card["training"]["losses"] and card["training"]["weights_dtype"].startswith("float16")
+    m = load_model(tmp_path / "m")
+    img, lab = _photo(camvid, 3, (64, 64))
+    a = generate(m, lab, controls=StyleControls(frame=img))
+    ref = generate(m, lab, controls=StyleControls(frame=img), reference=True)
+    assert a.shape == (64, 64, 3) and np.abs(a.astype(int) - ref).max() <= 1          # fast path = reference
+    assert not np.array_equal(a, generate(m, lab))                                     # frame edges matter
+    # a source on another label set, or not SPADE, is refused in plain words
+    bad = TrainConfig(family="sflow", data=str(tiny_camvid), size=(64, 64), init_from=str(tmp_path / "m"),
+                      backbone="spade")
+    with pytest.raises(ValueError, match="S-Flow needs a SPADE model"):
+        make_trainer(bad, tmp_path / "bad", log=lambda m: None)
+    with pytest.raises(ValueError, match="needs backbone 'spade'"):
+        make_trainer(TrainConfig(family="sflow", data=str(tiny_camvid), init_from="x"), tmp_path / "b2")

@@ -68,6 +68,10 @@ def _sflow_sections(st, name, out_dir, files, card_extra) -> dict:
     info.update(family="sflow", options=dict(st["model_config"]), instance_edge=False)
     info["capabilities"].update(instances=False, video=True)
     tc = st["train_config"]
+    if tc.get("teacher"):
+        card_extra["teacher"] = {"model": Path(str(tc["teacher"])).name, "lambda": tc.get("lambda_teacher"),
+                                 "note": "trained with an L1 term to this model's image of each label map "
+                                         "(distillation) besides its own losses"}
     if tc.get("init_from"):
         from ..cards import load_card
         from ..registry import resolve_model

@@ -86,6 +86,8 @@ class TrainConfig:
     motion_px: float = 6.0                   # scale of the random smooth homographies (pixels at the border)
     backbone: str = "pix2pixhd"              # S-Flow generator: pix2pixhd (global generator) | spade
     init_from: str | None = None             # S-Flow on SPADE: a SPADE model whose generator starts the run
+    teacher: str | None = None               # S-Flow: a SPADE model whose images the generator also matches
+    lambda_teacher: float = 10.0             # ... L1 to the teacher's image of the same label map
     # SIMGAN (text-guided edits)
     ca_dim: int = 64                         # conditioning-augmentation code size
     lambda_cycle: float = 10.0
@@ -626,8 +628,8 @@ def widen_input_channels(sd: dict, target: dict, n_in: int) -> dict:
 
 class SFlowTrainer(GANTrainer):
     """S-Flow GAN: a pix2pixHD-style global generator (or, with ``backbone`` spade, a SPADE generator,
-    optionally started from a trained SPADE model) whose input is the semantic one-hot map plus an
-    edge map (the thresholded Laplacian of the real frame, or for ``label_edge_prob`` of the samples the
+    optionally started from a trained SPADE model; or taught by one, ``teacher``: an L1 term to its
+    image of each label map) whose input is the semantic one-hot map plus an edge map (the thresholded Laplacian of the real frame, or for ``label_edge_prob`` of the samples the
     label boundaries, so it also works from label maps alone), trained with LSGAN, feature matching and
     VGG losses, plus S-Flow's flow loss on *pairs of consecutive frames*.
 
@@ -647,6 +649,7 @@ class SFlowTrainer(GANTrainer):
         if cfg.init_from and cfg.backbone != "spade":
             raise ValueError("init_from starts an S-Flow run from a SPADE model; it needs backbone 'spade'")
         self.D = self.discriminator(self.ls.one_hot_channels + 1 + 3)
+        self.teacher = self._load_teacher() if cfg.teacher else None
         if cfg.backbone == "spade":
             self._build_spade()
             return
@@ -688,6 +691,27 @@ class SFlowTrainer(GANTrainer):
         self.G = SPADEGenerator(self.mcfg).to(self.device)
         if sd is not None:
             self.G.load_state_dict(widen_input_channels(sd, self.G.state_dict(), c))
+
+    def _load_teacher(self):
+        """The teacher for distillation: a SPADE model on this label set that reads the one-hot map alone."""
+        from ..registry import ModelError, load_model
+
+        try:
+            t = load_model(self.cfg.teacher, device=self.device)
+        except (ModelError, OSError, ValueError) as e:
+            raise ValueError(f"teacher: {e}") from None
+        cfg = t.generator.cfg
+        if t.family != "spade" or t.labelset.name != self.cfg.labelset or cfg.use_vae \
+                or cfg.semantic_nc != self.ls.one_hot_channels:
+            raise ValueError(f"teacher: {t.name} is a {t.family} model on {t.labelset.name}; distillation needs a "
+                             f"SPADE model on {self.cfg.labelset} that reads the one-hot labels alone")
+        return t
+
+    def teacher_images(self, seg: torch.Tensor) -> torch.Tensor:
+        """The teacher's images of the batch's label maps (its fast path; no gradients)."""
+        net = self.teacher.fast or self.teacher.generator
+        with torch.no_grad():
+            return net(seg[:, :self.ls.one_hot_channels].contiguous(), None).float().clone()
 
     def g_adv(self):
         return (hinge_g_loss, hinge_d_loss) if self.cfg.backbone == "spade" else (ls_g_loss, ls_d_loss)
@@ -733,6 +757,8 @@ class SFlowTrainer(GANTrainer):
         warped = warp_by_flow(fake[:b].float(), flow)
         diff = (fake[b:].float() - warped).abs() * mask
         losses = {"Flow": diff.sum() / (mask.sum() * fake.shape[1]).clamp_min(1.0) * self.cfg.lambda_flow}
+        if self.teacher is not None:
+            losses["Teacher"] = (fake.float() - self.teacher_images(seg)).abs().mean() * self.cfg.lambda_teacher
         return self.optimise(losses, seg, fake, real, *self.g_adv())
 
     def fake(self, seg, real, inst) -> torch.Tensor:

@@ -83,19 +83,26 @@ def test_sflow_trains_with_the_flow_loss_exports_and_generates(tiny_camvid, tmp_
     assert not np.array_equal(generate(m, lab, controls=StyleControls(edges=e)), generate(m, lab))
 
 
-def test_sflow_on_spade_starts_as_the_spade_model_and_learns_the_edges(tiny_camvid, tmp_path, camvid):
+@pytest.fixture(scope="module")
+def tiny_spade(tiny_camvid, tmp_path_factory):
+    """A one-step SPADE model on tiny CamVid (64x64), exported: the S-Flow start and teacher."""
+    root = tmp_path_factory.mktemp("tiny_spade")
+    spade_cfg = TrainConfig(family="spade", data=str(tiny_camvid), labelset="camvid_11", size=(64, 64), batch=2,
+                            steps=1, ngf=4, nhidden=8, ndf=8, n_layers_D=2, num_D=1, lambda_vgg=0.0,
+                            save_every=1, sample_every=0, log_every=1, threads=2)
+    make_trainer(spade_cfg, root / "run", log=lambda m: None).fit()
+    export_run(root / "run", root / "spade_tiny", "spade_tiny")
+    return root / "spade_tiny"
+
+
+def test_sflow_on_spade_starts_as_the_spade_model_and_learns_the_edges(tiny_camvid, tiny_spade, tmp_path, camvid):
     """backbone spade + init_from: the generator starts as the trained SPADE model exactly (the edge
     channel's weights are zero), trains with the flow loss, exports in float16 and generates with edges."""
     from engine.registry import StyleControls, generate, load_model
 
-    spade_cfg = TrainConfig(family="spade", data=str(tiny_camvid), labelset="camvid_11", size=(64, 64), batch=2,
-                            steps=1, ngf=4, nhidden=8, ndf=8, n_layers_D=2, num_D=1, lambda_vgg=0.0,
-                            save_every=1, sample_every=0, log_every=1, threads=2)
-    make_trainer(spade_cfg, tmp_path / "spade_run", log=lambda m: None).fit()
-    export_run(tmp_path / "spade_run", tmp_path / "spade", "spade_tiny")
-    src = load_model(tmp_path / "spade")
+    src = load_model(tiny_spade)
     cfg = TrainConfig(family="sflow", data=str(tiny_camvid), labelset="camvid_11", size=(64, 64), batch=2, steps=2,
-                      backbone="spade", init_from=str(tmp_path / "spade"), ngf=99, ndf=8, n_layers_D=2, num_D=1,
+                      backbone="spade", init_from=str(tiny_spade), ngf=99, ndf=8, n_layers_D=2, num_D=1,
                       lambda_vgg=0.0, save_every=1, sample_every=2, log_every=1, threads=2, label_edge_prob=0.5)
     tr = make_trainer(cfg, tmp_path / "run", log=lambda m: None)
     assert tr.mcfg.ngf == 4 and tr.mcfg.nhidden == 8 and tr.mcfg.semantic_nc == 13     # the source's shapes
@@ -127,3 +134,32 @@ def test_sflow_on_spade_starts_as_the_spade_model_and_learns_the_edges(tiny_camv
         make_trainer(bad, tmp_path / "bad", log=lambda m: None)
     with pytest.raises(ValueError, match="needs backbone 'spade'"):
         make_trainer(TrainConfig(family="sflow", data=str(tiny_camvid), init_from="x"), tmp_path / "b2")
+
+
+def test_sflow_learns_from_a_teacher(tiny_camvid, tiny_spade, tmp_path):
+    """teacher: an L1 term to the SPADE teacher's image of each label map (its own fast path, no
+    gradients); the card names the teacher; a teacher that needs more than the labels is refused."""
+    from engine.registry import load_model
+
+    cfg = TrainConfig(family="sflow", data=str(tiny_camvid), labelset="camvid_11", size=(64, 64), batch=2, steps=1,
+                      ngf=4, n_downsample_global=2, n_blocks_global=1, ndf=8, n_layers_D=2, num_D=1,
+                      lambda_vgg=0.0, teacher=str(tiny_spade), lambda_teacher=5.0, save_every=1, sample_every=0,
+                      log_every=1, threads=2)
+    tr = make_trainer(cfg, tmp_path / "run", log=lambda m: None)
+    seg, real, motion = tr.batch_for(0)
+    teacher = load_model(tiny_spade)
+    with torch.no_grad():
+        want = teacher.generator(seg[:, :12], None)
+    got = tr.teacher_images(seg)
+    assert got.shape == real.shape and not got.requires_grad and (got - want).abs().max() < 1e-4
+    with torch.no_grad():
+        fake = tr.G(seg)
+    expect = float((fake - got).abs().mean()) * 5.0
+    losses = tr.train_step(seg, real, motion)
+    assert abs(losses["Teacher"] - expect) < 1e-3 * max(1.0, expect)      # L1 to the teacher, weighted
+    tr.fit()
+    card = export_run(tmp_path / "run", tmp_path / "m", "taught")
+    assert card["teacher"]["model"] == "spade_tiny" and card["teacher"]["lambda"] == 5.0
+    bad = TrainConfig(family="sflow", data=str(tiny_camvid), size=(64, 64), teacher=str(tmp_path / "m"))
+    with pytest.raises(ValueError, match="distillation needs a SPADE model"):
+        make_trainer(bad, tmp_path / "bad", log=lambda m: None)

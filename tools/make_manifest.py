@@ -40,6 +40,12 @@ LICENCES = {
     "train_presets/pix2pixhd_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/groupdnet_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/sflow_camvid_cpu.json": ("Semantic Studio", "project"),
+    "train_presets/sflow_spade_camvid_cpu.json": ("Semantic Studio", "project"),
+    "train_presets/sflow_taught_camvid_cpu.json": ("Semantic Studio", "project"),
+    "models/camvid_sflow/generator.safetensors": (
+        "S-Flow GAN generator (SPADE backbone, float16) fine-tuned by Semantic Studio on CamVid train from "
+        "camvid_spade_demo", CAMVID),
+    "models/camvid_sflow/card.json": ("Semantic Studio model card", "project"),
     "train_presets/simgan_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/simgan_camvid_256.json": ("Semantic Studio", "project"),
     "models/camvid_segmenter/segmenter.safetensors": (

@@ -488,7 +488,7 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
     keys = None
     spade_sflow = model.family == "sflow" and _is_spade(model.generator)
     if net is model.fast and (model.family == "pix2pixhd" or (model.family == "sflow" and not spade_sflow)
-                              or (getattr(net, "lookup", False) and model.family != "sflow")):
+                              or getattr(net, "lookup", False)):
         # the fast paths read look-up keys, never the full-resolution one-hot map
         seg = None
         edge = {"pix2pixhd": True, "sflow": False}.get(model.family, getattr(net, "edge", False))
@@ -529,9 +529,14 @@ def generate(model: LoadedModel, labels: np.ndarray, instances: np.ndarray | Non
             out = net(seg, z.reshape(1, cfg.z_channels, lh, lw).to(model.device))
         elif model.family == "sflow":
             feat = _sflow_edges(lab, controls, (gw, gh)).to(model.device)
-            if seg is None:
+            if seg is None and not spade_sflow:
                 out = net.forward_labels(keys, feat)
-            else:      # on SPADE, the fast path reads the exactly binary edge map as look-up keys too
+            elif seg is None and bool(((feat == 0) | (feat == 1)).all()):
+                # SPADE's look-up path: an exactly binary edge map is the low bit of the keys
+                out = net.forward_labels(keys.long() * 2 + feat[:, 0].long(), None)
+            else:
+                if seg is None:         # soft edges: the one-hot map and the edges as they are
+                    seg = semantics_tensor(lab, model.n_channels, inst).to(model.device)
                 out = net(torch.cat([seg, feat], dim=1), None) if spade_sflow else net(torch.cat([seg, feat], dim=1))
         else:
             feat = None

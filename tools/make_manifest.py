@@ -42,6 +42,7 @@ LICENCES = {
     "train_presets/sflow_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/sflow_spade_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/sflow_taught_camvid_cpu.json": ("Semantic Studio", "project"),
+    "train_presets/sflow_fast_camvid_cpu.json": ("Semantic Studio", "project"),
     "models/camvid_sflow/generator.safetensors": (
         "S-Flow GAN generator (SPADE backbone, float16) fine-tuned by Semantic Studio on CamVid train from "
         "camvid_spade_demo", CAMVID),

@@ -14,6 +14,7 @@ input, reads the keys off it, and hands anything that is not exactly one-hot to 
   5x5 neighbourhood. Where that neighbourhood holds one key (and the pixel is 2 px inside the image)
   they are a per-key constant; only pixels near label boundaries run the gamma|beta convolution, as
   one matrix product on look-up-built hidden activations at just the positions those pixels read.
+  With 1x1 SPADEs (``spade_ks`` 1) gamma and beta are a function of the pixel's own key: look-ups only.
 - The parameter-free norm and the modulation are one pass: ``(x - mean) * (s * G[key]) + B[key]``,
   with the leaky ReLU that follows it applied in the same chunk, in bounded memory.
 - 3x3 convolutions on small maps (the 1024-channel head and middle blocks) are one GEMM on an im2col
@@ -55,15 +56,20 @@ def _bias(conv: nn.Module) -> torch.Tensor | None:
 
 
 def supports_lookup(ref: SPADEGenerator, n_onehot: int | None) -> bool:
-    """Whether every SPADE reads one-hot classes [+ one binary edge channel] with 3x3 convolutions."""
+    """Whether every SPADE reads one-hot classes [+ one binary edge channel] with 3x3 convolutions, or
+    every one with 1x1 convolutions (then gamma and beta are a function of the pixel's key alone)."""
     if not n_onehot:
         return False
+    kernels = set()
     for m in ref.modules():
         if hasattr(m, "mlp_shared"):
             w = m.mlp_shared[0].weight
-            if w.shape[2:] != (3, 3) or m.mlp_gamma.weight.shape[2:] != (3, 3) or w.shape[1] - n_onehot not in (0, 1):
+            ks = tuple(w.shape[2:])
+            if ks not in ((3, 3), (1, 1)) or tuple(m.mlp_gamma.weight.shape[2:]) != ks \
+                    or w.shape[1] - n_onehot not in (0, 1):
                 return False
-    return True
+            kernels.add(ks)
+    return len(kernels) == 1
 
 
 def conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
@@ -91,7 +97,7 @@ class _Level:
 
     Y_BYTES = 4 << 20          # per-tap products held at once; above this the boundary is split
 
-    def __init__(self, keys: torch.Tensor, edge: bool, k: int, cin: int, max_2c: int):
+    def __init__(self, keys: torch.Tensor, edge: bool, k: int, cin: int, max_2c: int, ks: int = 3):
         b, h, w = keys.shape
         dev = keys.device
         self.shape = (b, h, w)
@@ -100,6 +106,10 @@ class _Level:
         self.kc = kc.reshape(-1)                                                 # compact key per pixel
         self.cls = self.present // 2 if edge else self.present
         self.bit = (self.present % 2).to(torch.float32) if edge else None
+        if ks == 1:          # 1x1 SPADEs: every pixel's gamma|beta is its key's; no boundary
+            self.bidx = torch.zeros(0, dtype=torch.long, device=dev)
+            self.chunks = []
+            return
         if h >= 5 and w >= 5:
             kf = kc[:, None].float()
             same = F.max_pool2d(kf, 5, stride=1, padding=2) == -F.max_pool2d(-kf, 5, stride=1, padding=2)
@@ -174,9 +184,11 @@ class _FastNorm(nn.Module):
         ws = sh.weight.detach()
         nh, cin = ws.shape[:2]
         self.k, self.edge, self.nh = n_onehot, cin == n_onehot + 1, nh
+        self.ks = ws.shape[2]
+        self.taps = t = self.ks * self.ks
         # shared MLP as look-up rows (tap * cin + channel) and one zero row; the reference reads a view
-        table = torch.zeros(9 * cin + 1, nh, dtype=ws.dtype, device=ws.device)
-        table[: 9 * cin] = ws.permute(2, 3, 1, 0).reshape(9 * cin, nh)
+        table = torch.zeros(t * cin + 1, nh, dtype=ws.dtype, device=ws.device)
+        table[: t * cin] = ws.permute(2, 3, 1, 0).reshape(t * cin, nh)
         self.register_buffer("h_table", table)
         self.register_buffer("h_b", sh.bias.detach())
         wg, wb = spade_mod.mlp_gamma.weight.detach(), spade_mod.mlp_beta.weight.detach()
@@ -185,7 +197,7 @@ class _FastNorm(nn.Module):
         self.register_buffer("gb_b", torch.cat([spade_mod.mlp_gamma.bias.detach() + 1.0,       # 1 + gamma
                                                 spade_mod.mlp_beta.bias.detach()], 0))
         # gamma|beta once, as im2col rows (tap-major) times this matrix; the reference reads views
-        wmat = torch.cat([wg, wb], 0).permute(2, 3, 1, 0).reshape(9 * nh, 2 * c).contiguous()
+        wmat = torch.cat([wg, wb], 0).permute(2, 3, 1, 0).reshape(t * nh, 2 * c).contiguous()
         self.register_buffer("wmat", wmat)
         self._mod = [spade_mod]                # not a submodule: it reads this module's tensors
         self.share()
@@ -195,10 +207,10 @@ class _FastNorm(nn.Module):
         another device or dtype, which copies buffers and parameters separately)."""
         m = self._mod[0]
         sh = m.mlp_shared[0]
-        cin, nh, c = sh.weight.shape[1], self.nh, self.c
-        sh.weight.data = self.h_table[: 9 * cin].view(3, 3, cin, nh).permute(3, 2, 0, 1)
+        cin, nh, c, ks = sh.weight.shape[1], self.nh, self.c, self.ks
+        sh.weight.data = self.h_table[: self.taps * cin].view(ks, ks, cin, nh).permute(3, 2, 0, 1)
         sh.bias.data = self.h_b
-        wv = self.wmat.view(3, 3, nh, 2 * c).permute(3, 2, 0, 1)
+        wv = self.wmat.view(ks, ks, nh, 2 * c).permute(3, 2, 0, 1)
         m.mlp_gamma.weight.data = wv[:c]
         m.mlp_beta.weight.data = wv[c:]
         if self.batch:
@@ -206,13 +218,14 @@ class _FastNorm(nn.Module):
             m.param_free_norm.running_var = self.run_var
 
     def key_table(self, lv: _Level) -> torch.Tensor:
-        """(keys present, 2C): 1 + gamma | beta where a pixel's 5x5 neighbourhood is one key."""
+        """(keys present, 2C): 1 + gamma | beta where a pixel's 5x5 neighbourhood is one key (everywhere
+        for 1x1 SPADEs)."""
         cin = self.k + (1 if self.edge else 0)
-        tap_sum = self.h_table[: 9 * cin].view(9, cin, self.nh).sum(0)            # (cin, nh)
+        tap_sum = self.h_table[: self.taps * cin].view(self.taps, cin, self.nh).sum(0)  # (cin, nh)
         pre = tap_sum[lv.cls] + self.h_b
         if self.edge:
             pre = pre + lv.bit[:, None] * tap_sum[self.k]
-        wsum = self.wmat.view(9, self.nh, 2 * self.c).sum(0)
+        wsum = self.wmat.view(self.taps, self.nh, 2 * self.c).sum(0)
         return torch.addmm(self.gb_b, F.relu(pre), wsum)
 
     def forward(self, x: torch.Tensor, lv: _Level, act: bool, inplace: bool = False,
@@ -231,7 +244,7 @@ class _FastNorm(nn.Module):
             scale = torch.rsqrt(var + self.eps)
         xf = x.permute(0, 2, 3, 1).reshape(-1, c)
         # pixels near a boundary first (they read x, which an in-place pass overwrites): the full computation
-        wt = self.wmat.view(9, self.nh, 2 * c)
+        wt = self.wmat.view(self.taps, self.nh, 2 * c)
         bres = torch.empty(lv.bidx.numel(), c, dtype=x.dtype, device=x.device)
         at = 0
         for bidx, sub, idx, taps_way in lv.chunks:
@@ -274,7 +287,8 @@ class _FastNorm(nn.Module):
                                     out=None if proj is not None else of[i:j])
                 if act:
                     F.leaky_relu_(buf, 0.2)
-                a, b = torch.searchsorted(lv.bidx, torch.tensor([i, j], device=x.device)).tolist()
+                a, b = (torch.searchsorted(lv.bidx, torch.tensor([i, j], device=x.device)).tolist()
+                        if lv.bidx.numel() else (0, 0))
                 if b > a:
                     buf.index_copy_(0, lv.bidx[a:b] - i, bres[a:b])
                 if proj is not None:
@@ -344,6 +358,7 @@ class FastSPADEGenerator(nn.Module):
         self.lookup = supports_lookup(ref, n_onehot)
         self.n_onehot = n_onehot
         self.edge = bool(self.lookup and cfg.semantic_nc == n_onehot + 1)
+        self.ks = cfg.spade_ks
         ups = cfg.num_upsampling_layers
         order = ["head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3"] + (
             ["up_4"] if ups == "most" else [])
@@ -431,7 +446,8 @@ class FastSPADEGenerator(nn.Module):
             if cur is None or cur.shape[1:] != tuple(x.shape[2:]):
                 cur = None
                 trim_heap()        # the lower resolutions are done with
-                cur = _Level(at(x.shape[2], x.shape[3]), self.edge, self.n_onehot, cin, self.max_2c[self.levels[n]])
+                cur = _Level(at(x.shape[2], x.shape[3]), self.edge, self.n_onehot, cin, self.max_2c[self.levels[n]],
+                             self.ks)
             held = [x]
             del x
             x = self.blocks[n](held, cur)

@@ -78,10 +78,18 @@ def _sflow_sections(st, name, out_dir, files, card_extra) -> dict:
 
         path = resolve_model(tc["init_from"])
         src = load_card(path) if path.is_dir() else {"name": path.stem}
+        own = (src.get("training") or {}).get("cpu_hours")
+        before = src.get("initialised_from") or {}
+        how = ("the edge channel added with zero weights" if src.get("family") == "spade" else "continued")
+        if tc.get("spade_ks") == 1 and (src.get("options") or {}).get("spade_ks", 3) == 3:
+            how += "; each 3x3 SPADE kernel summed into a 1x1 one"
         card_extra["initialised_from"] = {
-            "model": src.get("name"), "note": "the run started from this model's generator (the edge channel "
-            "added with zero weights); its training cost comes on top of this card's",
-            "cpu_hours": (src.get("training") or {}).get("cpu_hours")}
+            "model": src.get("name"), "sha256": ((src.get("files") or {}).get("generator") or {}).get("sha256"),
+            "note": f"the run started from this model's generator ({how}); its training cost comes on top of "
+                    "this card's", "cpu_hours": own,
+            # the whole chain of runs before this one (a model started from a model started from ...)
+            "cpu_hours_total": None if own is None else round(
+                own + (before.get("cpu_hours_total") or before.get("cpu_hours") or 0.0), 3)}
     card_extra["edges"] = {"kind": "laplacian", "threshold": edges.THRESHOLD, "ksize": edges.KSIZE,
                            "sigma": edges.SIGMA, "without_frame": "label boundaries",
                            "label_edge_prob": st["train_config"].get("label_edge_prob")}

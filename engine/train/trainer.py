@@ -26,7 +26,8 @@ from ..devices import pick_device
 from ..labels.labelsets import get_labelset
 from ..labels.maps import semantics_tensor
 from ..models.pix2pixhd import Encoder, GlobalGenerator, Pix2PixHDConfig
-from ..models.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator, SpadeConfig, reparameterize
+from ..models.spade import (ConvEncoder, MultiscaleDiscriminator, SPADEGenerator, SpadeConfig, is_spade_generator,
+                            reparameterize)
 from ..models.vgg import VGGLoss
 from ..progress import Progress  # noqa: F401 - used here and by the other trainers
 from .datasets import PairedDataset
@@ -88,6 +89,8 @@ class TrainConfig:
     init_from: str | None = None             # S-Flow on SPADE: a SPADE model whose generator starts the run
     teacher: str | None = None               # S-Flow: a SPADE model whose images the generator also matches
     lambda_teacher: float = 10.0             # ... L1 to the teacher's image of the same label map
+    spade_ks: int | None = None              # S-Flow on SPADE from init_from: the modulation kernel (1: per-pixel
+                                             # gamma/beta, which the fast path computes by look-up; None: kept)
     # SIMGAN (text-guided edits)
     ca_dim: int = 64                         # conditioning-augmentation code size
     lambda_cycle: float = 10.0
@@ -626,6 +629,17 @@ def widen_input_channels(sd: dict, target: dict, n_in: int) -> dict:
     return out
 
 
+def shrink_spade_kernels(sd: dict, target: dict) -> dict:
+    """``sd`` with each 3x3 SPADE modulation kernel (``mlp_shared``, ``mlp_gamma``, ``mlp_beta``) that the
+    target has as 1x1 replaced by the sum of its nine taps (exact on a constant input)."""
+    out = dict(sd)
+    for k, v in sd.items():
+        t = target.get(k)
+        if t is not None and any(p.startswith("mlp_") for p in k.split(".")) and v.dim() == 4 and v.shape[2:] == (3, 3) and t.shape[2:] == (1, 1):
+            out[k] = v.float().sum(dim=(2, 3), keepdim=True)
+    return out
+
+
 class SFlowTrainer(GANTrainer):
     """S-Flow GAN: a pix2pixHD-style global generator (or, with ``backbone`` spade, a SPADE generator,
     optionally started from a trained SPADE model; or taught by one, ``teacher``: an L1 term to its
@@ -661,12 +675,17 @@ class SFlowTrainer(GANTrainer):
 
     def _build_spade(self) -> None:
         """A SPADE generator whose semantic input is the one-hot map plus the edge channel. With
-        ``init_from`` its architecture and weights come from that SPADE model (trained on the same label
-        set): every weight that reads the semantic map gains one input channel for the edges, set to
-        zero, so the run starts as exactly that model and learns to use the edges and the motion."""
+        ``init_from`` its architecture and weights come from that model, a SPADE model (trained on the
+        same label set: every weight that reads the semantic map gains one input channel for the edges,
+        set to zero, so the run starts as exactly that model and learns to use the edges and the motion)
+        or an S-Flow one on SPADE (continued). ``spade_ks`` 1 turns 3x3 SPADE modulation into 1x1, each
+        kernel the sum of its nine taps: the same function wherever a pixel's 5x5 neighbourhood is one
+        label, which fine-tuning then recovers near boundaries."""
         from dataclasses import replace
 
         cfg, c = self.cfg, self.ls.one_hot_channels
+        if cfg.spade_ks not in (None, 1, 3):
+            raise ValueError(f"spade_ks must be 1 or 3, not {cfg.spade_ks}")
         sd = None
         if cfg.init_from:
             from ..registry import ModelError, _read_model
@@ -675,22 +694,29 @@ class SFlowTrainer(GANTrainer):
                 name, card, sd, _enc, _path = _read_model(cfg.init_from)
             except (ModelError, OSError) as e:
                 raise ValueError(f"init_from: {e}") from None
-            if card.get("family") != "spade" or card.get("labelset") != cfg.labelset:
+            sflow = card.get("family") == "sflow" and is_spade_generator(sd)
+            if (card.get("family") != "spade" and not sflow) or card.get("labelset") != cfg.labelset:
                 raise ValueError(f"init_from: {name} is a {card.get('family')} model on {card.get('labelset')}; "
-                                 f"S-Flow needs a SPADE model on {cfg.labelset}")
+                                 f"S-Flow needs a SPADE model (or an S-Flow one on SPADE) on {cfg.labelset}")
             base = SpadeConfig.from_dict(card["options"])
-            if base.semantic_nc != c or base.use_vae:
+            want = c + 1 if sflow else c
+            if base.semantic_nc != want or base.use_vae:
                 raise ValueError(f"init_from: {name} takes {base.semantic_nc} input channels"
                                  f"{' and a style code' if base.use_vae else ''}; S-Flow starts from a SPADE "
                                  f"model on the {c} one-hot channels alone")
+            ks = cfg.spade_ks or base.spade_ks
+            if ks > base.spade_ks:
+                raise ValueError(f"init_from: {name} has {base.spade_ks}x{base.spade_ks} SPADE kernels; "
+                                 f"spade_ks can only shrink them")
             self.mcfg = replace(base, semantic_nc=c + 1, latent_hw=None, ndf=cfg.ndf, n_layers_D=cfg.n_layers_D,
-                                num_D=cfg.num_D)
+                                num_D=cfg.num_D, spade_ks=ks)
         else:
-            self.mcfg = replace(spade_config_from(cfg, self.ls), semantic_nc=c + 1)
+            self.mcfg = replace(spade_config_from(cfg, self.ls), semantic_nc=c + 1, spade_ks=cfg.spade_ks or 3)
         self.check_size(2 ** self.mcfg.n_up, f"for '{self.mcfg.num_upsampling_layers}' upsampling")
         self.G = SPADEGenerator(self.mcfg).to(self.device)
         if sd is not None:
-            self.G.load_state_dict(widen_input_channels(sd, self.G.state_dict(), c))
+            self.G.load_state_dict(widen_input_channels(shrink_spade_kernels(sd, self.G.state_dict()),
+                                                        self.G.state_dict(), c))
 
     def _load_teacher(self):
         """The teacher for distillation: a SPADE model on this label set that reads the one-hot map alone."""
@@ -700,18 +726,23 @@ class SFlowTrainer(GANTrainer):
             t = load_model(self.cfg.teacher, device=self.device)
         except (ModelError, OSError, ValueError) as e:
             raise ValueError(f"teacher: {e}") from None
-        cfg = t.generator.cfg
-        if t.family != "spade" or t.labelset.name != self.cfg.labelset or cfg.use_vae \
-                or cfg.semantic_nc != self.ls.one_hot_channels:
+        cfg = getattr(t.generator, "cfg", None)
+        c = self.ls.one_hot_channels
+        spade = t.family == "spade" and not cfg.use_vae and cfg.semantic_nc == c
+        sflow = t.family == "sflow" and isinstance(cfg, SpadeConfig) and cfg.semantic_nc == c + 1
+        if t.labelset.name != self.cfg.labelset or not (spade or sflow):
             raise ValueError(f"teacher: {t.name} is a {t.family} model on {t.labelset.name}; distillation needs a "
-                             f"SPADE model on {self.cfg.labelset} that reads the one-hot labels alone")
+                             f"SPADE model on {self.cfg.labelset} that reads the one-hot labels alone, or an "
+                             f"S-Flow model on SPADE")
         return t
 
     def teacher_images(self, seg: torch.Tensor) -> torch.Tensor:
-        """The teacher's images of the batch's label maps (its fast path; no gradients)."""
+        """The teacher's images of the batch's label maps (with the edge channel for an S-Flow teacher; its
+        fast path; no gradients)."""
         net = self.teacher.fast or self.teacher.generator
+        n = self.teacher.generator.cfg.semantic_nc
         with torch.no_grad():
-            return net(seg[:, :self.ls.one_hot_channels].contiguous(), None).float().clone()
+            return net(seg[:, :n].contiguous(), None).float().clone()
 
     def g_adv(self):
         return (hinge_g_loss, hinge_d_loss) if self.cfg.backbone == "spade" else (ls_g_loss, ls_d_loss)

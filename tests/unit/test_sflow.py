@@ -128,8 +128,8 @@ def test_sflow_on_spade_starts_as_the_spade_model_and_learns_the_edges(tiny_camv
     assert a.shape == (64, 64, 3) and np.abs(a.astype(int) - ref).max() <= 1          # fast path = reference
     assert not np.array_equal(a, generate(m, lab))                                     # frame edges matter
     # a source on another label set, or not SPADE, is refused in plain words
-    bad = TrainConfig(family="sflow", data=str(tiny_camvid), size=(64, 64), init_from=str(tmp_path / "m"),
-                      backbone="spade")
+    bad = TrainConfig(family="sflow", data=str(tiny_camvid), labelset="cityscapes_35", size=(64, 64),
+                      init_from=str(tmp_path / "m"), backbone="spade")
     with pytest.raises(ValueError, match="S-Flow needs a SPADE model"):
         make_trainer(bad, tmp_path / "bad", log=lambda m: None)
     with pytest.raises(ValueError, match="needs backbone 'spade'"):
@@ -163,3 +163,55 @@ def test_sflow_learns_from_a_teacher(tiny_camvid, tiny_spade, tmp_path):
     bad = TrainConfig(family="sflow", data=str(tiny_camvid), size=(64, 64), teacher=str(tmp_path / "m"))
     with pytest.raises(ValueError, match="distillation needs a SPADE model"):
         make_trainer(bad, tmp_path / "bad", log=lambda m: None)
+
+
+def test_spade_kernel_shrink_keeps_uniform_regions_and_runs_as_lookups(tiny_camvid, tiny_spade, tmp_path, camvid):
+    """spade_ks 1: every 3x3 SPADE kernel becomes the sum of its taps, which is the same modulation
+    wherever a pixel's 5x5 neighbourhood is one label; the run continues from an S-Flow model, the
+    exported model's fast path (per-key look-ups) equals its reference, and growing kernels is refused."""
+    from engine.models.blocks import SPADE
+    from engine.registry import StyleControls, generate, load_model
+    from engine.train.trainer import shrink_spade_kernels
+
+    torch.manual_seed(0)
+    big, small = SPADE("batch", 8, 5, nhidden=6, ks=3).eval(), SPADE("batch", 8, 5, nhidden=6, ks=1).eval()
+    small.load_state_dict(shrink_spade_kernels(big.state_dict(), small.state_dict()))
+    seg = torch.zeros(1, 5, 16, 16)
+    seg[:, 1, :, :8] = 1
+    seg[:, 3, :, 8:] = 1
+    x = torch.randn(1, 8, 16, 16)
+    with torch.no_grad():
+        d = (big(x, seg) - small(x, seg)).abs()
+    inner = torch.zeros(16, 16, dtype=torch.bool)
+    inner[2:-2, 2:6] = inner[2:-2, 10:14] = True
+    assert d[..., inner].max() < 1e-5 and d[..., ~inner].max() > 1e-3     # same inside, differs at edges
+
+    first = tmp_path / "first"
+    cfg = TrainConfig(family="sflow", data=str(tiny_camvid), labelset="camvid_11", size=(64, 64), batch=2, steps=1,
+                      backbone="spade", init_from=str(tiny_spade), ndf=8, n_layers_D=2, num_D=1, lambda_vgg=0.0,
+                      save_every=1, sample_every=0, log_every=1, threads=2)
+    make_trainer(cfg, tmp_path / "run1", log=lambda m: None).fit()
+    export_run(tmp_path / "run1", first, "sflow_first")
+    cfg = TrainConfig(**{**cfg.__dict__, "init_from": str(first), "spade_ks": 1, "teacher": str(first)})
+    tr = make_trainer(cfg, tmp_path / "run2", log=lambda m: None)
+    assert tr.mcfg.spade_ks == 1 and tr.mcfg.semantic_nc == 13
+    sd = tr.G.state_dict()
+    assert sd["up_0.norm_0.mlp_gamma.weight"].shape[2:] == (1, 1)
+    src = load_model(first).generator.state_dict()
+    assert torch.allclose(sd["up_0.norm_0.mlp_gamma.weight"][..., 0, 0],
+                          src["up_0.norm_0.mlp_gamma.weight"].float().sum((2, 3)), atol=1e-6)
+    assert torch.equal(sd["conv_img.weight"], src["conv_img.weight"].float())          # the rest is kept
+    seg, real, motion = tr.batch_for(0)
+    assert "Teacher" in tr.train_step(seg, real, motion)            # an S-Flow teacher reads the edges too
+    tr.fit()
+    card = export_run(tmp_path / "run2", tmp_path / "m", "sflow_fast_tiny", half=True)
+    assert card["options"]["spade_ks"] == 1 and card["initialised_from"]["model"] == "sflow_first"
+    m = load_model(tmp_path / "m")
+    assert m.fast.lookup and m.fast.ks == 1
+    img, lab = _photo(camvid, 3, (64, 64))
+    a = generate(m, lab, controls=StyleControls(frame=img))
+    ref = generate(m, lab, controls=StyleControls(frame=img), reference=True)
+    assert np.abs(a.astype(int) - ref).max() <= 1                                     # fast path = reference
+    with pytest.raises(ValueError, match="can only shrink"):
+        make_trainer(TrainConfig(**{**cfg.__dict__, "init_from": str(tmp_path / "m"), "spade_ks": 3}),
+                     tmp_path / "run3", log=lambda m: None)

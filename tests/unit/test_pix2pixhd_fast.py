@@ -1,5 +1,5 @@
 """The fast pix2pixHD path computes the reference function: look-up first convolutions, the sparse
-residual of the pooled global input, Winograd residual blocks, phase-split transposed convolutions and
+residual of the pooled global input, Winograd residual blocks, strip-wise transposed convolutions and
 strip-streamed instance norm, checked against the op-for-op networks on real Cityscapes maps."""
 import numpy as np
 import pytest
@@ -42,6 +42,9 @@ def city(shared):
 @pytest.mark.parametrize("strip", [pf.STRIP_PIXELS, 300])
 def test_fast_matches_reference_on_cityscapes(city, monkeypatch, netG, feat, strip):
     monkeypatch.setattr(pf, "STRIP_PIXELS", strip)         # 300 px: 1-2 row strips, every seam exercised
+    if strip == 300:
+        monkeypatch.setattr(pf, "CONVT_STRIP_PIXELS", strip)
+        monkeypatch.setattr(pf, "FINAL_STRIP_ROWS", 2)
     lab, inst = city
     g = _net(netG, 36 + feat, ngf=8 if netG == "global" else 4)
     x = semantics_tensor(lab, 35, inst)
@@ -69,6 +72,23 @@ def test_dense_global_input_fallback_matches(city, monkeypatch):
     assert d.item() <= TOL
 
 
+@pytest.mark.parametrize("share,sparse", [(1.0, True), (0.0, False)])
+def test_sparse_local_down_path_matches(city, monkeypatch, share, sparse):
+    """The local down path as per-key tables plus mixed pixels (on this small map most outputs are
+    mixed, so the default share sends it to the dense path; share 1.0 forces the sparse one)."""
+    monkeypatch.setattr(pf, "SPARSE_DOWN_MAX_FRACTION", share)
+    dense = []
+    real = pf.FastPix2PixHD._local_down
+    monkeypatch.setattr(pf.FastPix2PixHD, "_local_down", lambda self, *a: dense.append(1) or real(self, *a))
+    lab, inst = city
+    g = _net("local", 36, 4, seed=3)
+    fast = pf.FastPix2PixHD(g, 35)
+    with torch.inference_mode():
+        d = (fast.forward_labels(label_keys(lab, inst)) - g(semantics_tensor(lab, 35, inst))).abs().max()
+    assert d.item() <= TOL
+    assert bool(dense) != sparse
+
+
 def test_soft_input_runs_the_reference():
     g = _net("global", 12, 4)
     x = torch.rand(1, 12, 64, 64)                          # not one-hot: no look-up is possible
@@ -88,16 +108,17 @@ def test_winograd_matches_direct_convolution(hw):
     assert (got.double() - ref).abs().max().item() <= 1e-4 * ref.abs().max().item()
 
 
-def test_transposed_convolution_by_phases_and_strips(monkeypatch):
+def test_transposed_convolution_in_strips(monkeypatch):
     torch.manual_seed(2)
     ct = torch.nn.ConvTranspose2d(6, 5, 3, stride=2, padding=1, output_padding=1)
     x = torch.randn(1, 6, 9, 7)
     with torch.no_grad():
         ref = ct(x)
-        ph = pf._phase_weights(ct.weight)
-        assert (pf.conv_transpose_phases(x, ph, ct.bias) - ref).abs().max().item() <= 1e-5
-        monkeypatch.setattr(pf, "STRIP_PIXELS", 40)
-        assert (pf._conv_transpose_strips(x, ph, ct.bias) - ref).abs().max().item() <= 1e-5
+        for px in (1 << 16, 4 * 7 * 2, 4 * 7 * 4):        # one strip; strips of 2 and of 4 input rows
+            monkeypatch.setattr(pf, "CONVT_STRIP_PIXELS", px)
+            got = pf._conv_transpose_strips(x, ct.weight, ct.bias)
+            assert got.is_contiguous(memory_format=torch.channels_last)
+            assert (got - ref).abs().max().item() <= 1e-5
 
 
 def test_more_local_enhancers_have_no_fast_path():

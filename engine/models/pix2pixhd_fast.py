@@ -7,6 +7,10 @@
 - The global generator reads the label map average-pooled (3x3, stride 2). Where a pooling window holds
   one class that input is exactly one-hot; the few windows that straddle a boundary are a sparse
   residual whose contribution is added with one small matrix product and a scatter.
+- The same holds one level on: where a stride-2 convolution's window reads one key's constant, its
+  output is a constant too. The local down path and the global net's first convolution + first
+  downsampling are therefore computed as per-key tables plus the pixels near label boundaries (their
+  instance-norm statistics from key counts), with no first-convolution map at all.
 - The 1024-channel residual blocks use Winograd F(4x4, 3x3): 4x fewer multiplies, weights transformed on
   the fly in chunks so nothing is stored twice.
 - Stride-2 transposed convolutions run as oneDNN's own, in row strips (each strip reads its rows plus
@@ -357,6 +361,24 @@ class _KeyConv:
             out[:, :, r0:r1] = self.rows(keys_p, r0, r1, feat_p, mixed)
         return out
 
+    def add_residual_rows(self, rows: torch.Tensor, where: torch.Tensor, hw: tuple[int, int],
+                          res: torch.Tensor, pos: torch.Tensor) -> None:
+        """:meth:`add_residual` into compact output rows: output pixel ``p`` is ``rows[where[p]]``;
+        every pixel a residual reaches must have a row."""
+        h, w = hw
+        dy = torch.arange(self.kh, device=rows.device).repeat_interleave(self.kw)
+        dx = torch.arange(self.kw, device=rows.device).repeat(self.kh)
+        for i in range(0, res.shape[0], RESIDUAL_CHUNK):
+            r, p = res[i:i + RESIDUAL_CHUNK], pos[i:i + RESIDUAL_CHUNK]
+            contrib = (r @ self.w_res).view(-1, self.o)
+            oy = (p[:, :1] - dy).reshape(-1)
+            ox = (p[:, 1:] - dx).reshape(-1)
+            ok = (oy >= 0) & (oy < h) & (ox >= 0) & (ox < w)
+            tgt = where[(oy * w + ox)[ok]]
+            if bool((tgt < 0).any()):
+                raise RuntimeError("a residual reaches a pixel with no row")
+            rows.index_add_(0, tgt, contrib[ok])
+
     def add_residual(self, out: torch.Tensor, res: torch.Tensor, pos: torch.Tensor) -> None:
         """Add the convolution of sparse input rows ``res`` (N, Cin) sitting at padded positions ``pos``
         (N, 2) to ``out`` (1, O, H, W), channels_last."""
@@ -464,11 +486,12 @@ class FastPix2PixHD(nn.Module):
         return out
 
     # -- the global generator ------------------------------------------------------------------------
-    def _trunk(self, held: list) -> torch.Tensor:
-        """From the first conv's normalised output to the last upsampling (normalised, ReLU). The input
-        comes in a list that is emptied, so it is freed as soon as it has been read."""
+    def _trunk(self, held: list, start: int = 0) -> torch.Tensor:
+        """From the first conv's normalised output (or that of downsampling ``start``-1) to the last
+        upsampling (normalised, ReLU). The input comes in a list that is emptied, so it is freed as
+        soon as it has been read."""
         x = held.pop()
-        for conv in self.g_down:
+        for conv in self.g_down[start:]:
             x = _in_relu_(_conv_s2_strips(x, conv.weight, conv.bias))
         ws = Workspace()                   # the residual blocks' convolutions share scratch buffers
         for blk in self.g_blocks:
@@ -529,8 +552,8 @@ class FastPix2PixHD(nn.Module):
         fd = None if feat is None else F.avg_pool2d(feat, 3, 2, 1, count_include_pad=False)
         return keys_d, (hd, wd), pix, res, fd
 
-    def _global_first(self, keys: torch.Tensor, feat: torch.Tensor | None) -> torch.Tensor:
-        gi = self._global_input(keys, feat)
+    def _global_first(self, keys: torch.Tensor, feat: torch.Tensor | None, gi) -> torch.Tensor:
+        """The global net's first convolution, dense; ``gi``: :meth:`_global_input`'s answer."""
         conv = self.g_first
         if gi is None:       # too many mixed windows: build the pooled input densely
             x = self._dense_input(keys, feat)
@@ -538,17 +561,50 @@ class FastPix2PixHD(nn.Module):
             first = self.ref.model[1]
             return _cl(F.conv2d(F.pad(x, (3, 3, 3, 3), mode="reflect"), first.weight, first.bias))
         keys_d, (hd, wd), pix, res, fd = gi
-        ry = _reflect_index(-3, hd + 3, hd, keys.device)
-        rx = _reflect_index(-3, wd + 3, wd, keys.device)
-        kp = keys_d[ry][:, rx]
+        kp, res_rows, pos = self._global_residual(keys_d, pix, res)
         fp = None if fd is None else F.pad(fd, (3, 3, 3, 3), mode="reflect")
         out = conv.conv_into(kp, fp)
-        # every padded position whose source pixel carries a residual
-        rid = torch.full((hd * wd,), -1, dtype=torch.long, device=keys.device)
-        rid[pix] = torch.arange(pix.numel(), device=keys.device)
+        conv.add_residual(out, res_rows, pos)
+        return out
+
+    @staticmethod
+    def _global_residual(keys_d: torch.Tensor, pix: torch.Tensor, res: torch.Tensor):
+        """The reflect-padded keys of the pooled input, and its residual rows at every padded position
+        whose source pixel carries one."""
+        hd, wd = keys_d.shape
+        ry = _reflect_index(-3, hd + 3, hd, keys_d.device)
+        rx = _reflect_index(-3, wd + 3, wd, keys_d.device)
+        kp = keys_d[ry][:, rx]
+        rid = torch.full((hd * wd,), -1, dtype=torch.long, device=keys_d.device)
+        rid[pix] = torch.arange(pix.numel(), device=keys_d.device)
         rid_p = rid.view(hd, wd)[ry][:, rx]
         pos = (rid_p >= 0).nonzero()
-        conv.add_residual(out, res[rid_p[pos[:, 0], pos[:, 1]]], pos)
+        return kp, res[rid_p[pos[:, 0], pos[:, 1]]], pos
+
+    def _global_down_sparse(self, gi) -> torch.Tensor | None:
+        """relu(IN(down1(relu(IN(first(pooled input)))))) from per-key tables and the pixels near
+        label boundaries (see :meth:`_sparse_first_down`): no first-convolution map at all. None when
+        too many outputs are mixed (or there are dense feature channels)."""
+        keys_d, (hd, wd), pix, res, fd = gi
+        if fd is not None:
+            return None
+        conv, down = self.g_first, self.g_down[0]
+        kp, res_rows, pos = self._global_residual(keys_d, pix, res)
+        reached = torch.zeros(1, 1, hd + 6, wd + 6, device=keys_d.device)
+        reached[0, 0, pos[:, 0], pos[:, 1]] = 1.0
+        reached = F.max_pool2d(reached, 7, stride=1)[0, 0] > 0       # 7x7 windows holding a residual
+        mixed1 = (conv.mixed(kp) | reached).reshape(-1)
+        del reached
+        ho, wo = (hd - 1) // 2 + 1, (wd - 1) // 2 + 1
+        got = self._sparse_first_down(conv, keys_d, kp, mixed1, (res_rows, pos), down, (ho, wo))
+        if got is None:
+            return None
+        key2, rows = got
+        out = torch.empty(1, rows.shape[1], ho, wo, dtype=rows.dtype, device=keys_d.device,
+                          memory_format=torch.channels_last)
+        of = _pixels(out)
+        for i in range(0, of.shape[0], STRIP_PIXELS):
+            of[i:i + STRIP_PIXELS] = F.embedding(key2[i:i + STRIP_PIXELS], rows)
         return out
 
     def _dense_input(self, keys: torch.Tensor, feat: torch.Tensor | None) -> torch.Tensor:
@@ -565,9 +621,15 @@ class FastPix2PixHD(nn.Module):
 
     # -- the local enhancer --------------------------------------------------------------------------
     def _local(self, keys: torch.Tensor, feat: torch.Tensor | None) -> torch.Tensor:
-        held = [_in_relu_(self._global_first(keys, feat))]
+        gi = self._global_input(keys, feat)
+        x1 = None if gi is None else self._global_down_sparse(gi)
+        if x1 is not None:               # the first downsampling's output, from tables
+            held, start = [x1], 1
+        else:
+            held, start = [_in_relu_(self._global_first(keys, feat, gi))], 0
+        del x1, gi
         trim_heap()                      # between stages: strip-sized blocks freed so far leave
-        g = self._trunk(held)            # (1, 2ngf, H/2, W/2)
+        g = self._trunk(held, start)     # (1, 2ngf, H/2, W/2)
         trim_heap()
         hh, ww = keys.shape
         if (g.shape[2], g.shape[3]) != ((hh - 1) // 2 + 1, (ww - 1) // 2 + 1):
@@ -591,17 +653,38 @@ class FastPix2PixHD(nn.Module):
 
     def _local_down_sparse_(self, keys: torch.Tensor, g: torch.Tensor) -> bool:
         """``g += relu(IN(down(relu(IN(conv7(onehot))))))`` without a full-resolution map or a second
-        half-resolution one. Where a pixel's 7x7 window holds one key the first convolution is that key's
-        constant; where the stride-2 convolution's 3x3 window reads one such key (inside the image) it is
-        a constant too. Both maps are thus a per-key table plus the values of the few mixed pixels, and
-        instance-norm statistics come from key counts. False (nothing done) when too many outputs are
-        mixed for this to pay; the dense path runs then."""
-        conv, down = self.l_first, self.l_down
+        half-resolution one (see :meth:`_sparse_first_down`). False (nothing done) when too many
+        outputs are mixed for this to pay; the dense path runs then."""
         hh, ww = keys.shape
-        ho, wo = g.shape[2], g.shape[3]
         dev = keys.device
         kp = keys[_reflect_index(-3, hh + 3, hh, dev)][:, _reflect_index(-3, ww + 3, ww, dev)]
-        mixed1 = conv.mixed(kp).reshape(-1)                      # 7x7 windows with more than one key
+        got = self._sparse_first_down(self.l_first, keys, kp, self.l_first.mixed(kp).reshape(-1), None,
+                                      self.l_down, (g.shape[2], g.shape[3]))
+        if got is None:
+            return False
+        key2, rows = got
+        gf = _pixels(g)
+        if gf.data_ptr() != g.data_ptr():
+            raise RuntimeError("the global output must be channels_last")
+        for i in range(0, gf.shape[0], STRIP_PIXELS):
+            gf[i:i + STRIP_PIXELS] += F.embedding(key2[i:i + STRIP_PIXELS], rows)
+        return True
+
+    @staticmethod
+    def _sparse_first_down(conv: _KeyConv, keys: torch.Tensor, kp: torch.Tensor, mixed1: torch.Tensor,
+                           residual, down: nn.Conv2d, out_hw: tuple[int, int]):
+        """relu(IN(down(relu(IN(first(onehot)))))) as a per-key table plus the rows of its mixed outputs.
+
+        Where a pixel's 7x7 window holds one key (and no residual input) the first convolution is that
+        key's constant; where the stride-2 convolution's 3x3 window reads one such key (inside the
+        image) it is a constant too. Both maps are thus a per-key table plus the values of the few mixed
+        pixels, and instance-norm statistics come from key counts. ``mixed1``: the flat mixed mask of
+        the first convolution's output; ``residual``: None or (rows, padded positions) of a sparse
+        input residual whose contributions land on mixed pixels only. Returns (keys of the output,
+        pure keys then ``nk + i`` for mixed output i; its rows), or None when too many are mixed."""
+        hh, ww = keys.shape
+        ho, wo = out_hw
+        dev = keys.device
         # the stride-2 outputs whose 3x3 window (zero padding: outside is mixed) reads one pure key
         code = torch.where(mixed1, -1, keys.reshape(-1)).view(1, 1, hh, ww).float()
         code = F.pad(code, (1, 1, 1, 1), value=-1.0)
@@ -609,16 +692,20 @@ class FastPix2PixHD(nn.Module):
         pure2 = F.max_pool2d(code, 3, stride=2)[0, 0].reshape(-1) == mn
         pure2 &= mn >= 0
         del code
-        trim_heap()
         pix2 = (~pure2).nonzero()[:, 0]
         if pix2.numel() > SPARSE_DOWN_MAX_FRACTION * ho * wo:
-            return False
+            return None
         nk = conv.nkeys
         # level 1: per-key table + mixed pixels, normalised with whole-map statistics
         pix1 = mixed1.nonzero()[:, 0]
         b1 = 0.0 if conv.b is None else conv.b
         t1 = conv.tsum + b1
         v1 = conv.at(kp, pix1).add_(b1)
+        if residual is not None:
+            where = torch.full((hh * ww,), -1, dtype=torch.int64, device=dev)
+            where[pix1] = torch.arange(pix1.numel(), device=dev)
+            conv.add_residual_rows(v1, where, (hh, ww), *residual)
+            del where
         cnt1 = torch.bincount(keys.reshape(-1)[~mixed1].long(), minlength=nk)
         scale, shift = _table_stats(t1, cnt1, v1, hh * ww)
         t1 = (t1 * scale + shift).relu_()
@@ -635,16 +722,18 @@ class FastPix2PixHD(nn.Module):
         src = keys.to(torch.int64).reshape(-1).clone()
         src[pix1] = nk + torch.arange(pix1.numel(), device=dev)
         src = F.pad(src.view(1, 1, hh, ww), (1, 1, 1, 1), value=rows.shape[0] - 1)[0, 0].reshape(-1)
-        del pix1, mixed1
+        del pix1
         wp = ww + 2
         off = (torch.arange(3, device=dev)[:, None] * wp + torch.arange(3, device=dev)).view(1, -1)
         w2r = w2.permute(2, 3, 1, 0).reshape(-1, w2.shape[0])           # (tap, cin) x cout
-        v2 = torch.empty(pix2.numel(), w2.shape[0], dtype=g.dtype, device=dev)
+        v2 = torch.empty(pix2.numel(), w2.shape[0], dtype=rows.dtype, device=dev)
         for i in range(0, pix2.numel(), BAG_CHUNK // 4):
             p = pix2[i:i + BAG_CHUNK // 4]
             base = (p // wo) * 2 * wp + (p % wo) * 2
             v = F.embedding(src[base[:, None] + off], rows).reshape(p.numel(), -1)
-            torch.addmm(b2, v, w2r, out=v2[i:i + p.numel()]) if b2 is not None else torch.mm(v, w2r, out=v2[i:i + p.numel()])
+            torch.mm(v, w2r, out=v2[i:i + p.numel()])
+        if b2 is not None:
+            v2 += b2
         del src, rows
         trim_heap()
         key2 = mn.to(torch.int64)
@@ -654,13 +743,7 @@ class FastPix2PixHD(nn.Module):
         rows = torch.cat([(t2 * scale + shift).relu_(), v2.mul_(scale).add_(shift).relu_()])
         del t2, v2
         key2[pix2] = nk + torch.arange(pix2.numel(), device=dev)
-        gf = _pixels(_cl(g) if not g.is_contiguous(memory_format=torch.channels_last) else g)
-        if gf.data_ptr() != g.data_ptr():
-            raise RuntimeError("the global output must be channels_last")
-        step = STRIP_PIXELS
-        for i in range(0, gf.shape[0], step):
-            gf[i:i + step] += F.embedding(key2[i:i + step], rows)
-        return True
+        return key2, rows
 
     def _local_down(self, keys: torch.Tensor, feat: torch.Tensor | None) -> torch.Tensor:
         """relu(IN(conv7(onehot))) -> stride-2 conv, streamed in full-resolution strips (two passes)."""

@@ -73,20 +73,24 @@ def test_dense_global_input_fallback_matches(city, monkeypatch):
 
 
 @pytest.mark.parametrize("share,sparse", [(1.0, True), (0.0, False)])
-def test_sparse_local_down_path_matches(city, monkeypatch, share, sparse):
-    """The local down path as per-key tables plus mixed pixels (on this small map most outputs are
-    mixed, so the default share sends it to the dense path; share 1.0 forces the sparse one)."""
+def test_sparse_down_paths_match(city, monkeypatch, share, sparse):
+    """The local down path and the global net's first convolution + first downsampling as per-key
+    tables plus mixed pixels (on this small map most outputs are mixed, so the default share sends
+    both to the dense paths; share 1.0 forces the sparse ones)."""
     monkeypatch.setattr(pf, "SPARSE_DOWN_MAX_FRACTION", share)
-    dense = []
+    dense, tables = [], []
     real = pf.FastPix2PixHD._local_down
     monkeypatch.setattr(pf.FastPix2PixHD, "_local_down", lambda self, *a: dense.append(1) or real(self, *a))
+    real_g = pf.FastPix2PixHD._global_down_sparse
+    monkeypatch.setattr(pf.FastPix2PixHD, "_global_down_sparse",
+                        lambda self, gi: (lambda r: tables.append(r is not None) or r)(real_g(self, gi)))
     lab, inst = city
     g = _net("local", 36, 4, seed=3)
     fast = pf.FastPix2PixHD(g, 35)
     with torch.inference_mode():
         d = (fast.forward_labels(label_keys(lab, inst)) - g(semantics_tensor(lab, 35, inst))).abs().max()
     assert d.item() <= TOL
-    assert bool(dense) != sparse
+    assert bool(dense) != sparse and tables == [sparse]
 
 
 def test_soft_input_runs_the_reference():

@@ -105,17 +105,32 @@ MOMENT_CHUNK = 1 << 20          # activations per chunk of the squared-deviation
 
 
 def _moments(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Per-channel mean and sum of squared deviations, two passes over contiguous pixel rows (much
-    faster than var_mean over the strided dims of a channels_last tensor)."""
+    """Per-channel mean and sum of squared deviations over contiguous pixel rows (much faster than
+    var_mean over the strided dims of a channels_last tensor), one chunk of a few MB at a time: each
+    chunk's two passes run in cache and the chunks are merged in float64 (Chan), so a large map is
+    read from memory once."""
     p = _pixels(t)
     n = p.shape[0]
-    mean = p.sum(0) / n
-    m2 = torch.zeros_like(mean)
     step = max(1, MOMENT_CHUNK // max(1, p.shape[1]))
+    if n <= step:
+        mean = p.sum(0) / n
+        d = p - mean
+        return mean, d.mul_(d).sum(0), n
+    mean = torch.zeros(p.shape[1], dtype=torch.float64, device=t.device)
+    m2 = torch.zeros_like(mean)
+    seen = 0
     for i in range(0, n, step):
-        d = p[i:i + step] - mean
-        m2 += d.mul_(d).sum(0)
-    return mean, m2, n
+        c = p[i:i + step]
+        nb = c.shape[0]
+        cm = c.sum(0) / nb
+        d = c - cm
+        cm2 = d.mul_(d).sum(0).double()
+        delta = cm.double() - mean
+        tot = seen + nb
+        mean += delta * (nb / tot)
+        m2 += cm2 + delta * delta * (seen * nb / tot)
+        seen = tot
+    return mean.to(t.dtype), m2.to(t.dtype), n
 
 
 def _table_stats(table: torch.Tensor, counts: torch.Tensor, values: torch.Tensor, n: int):
@@ -136,11 +151,20 @@ def _table_stats(table: torch.Tensor, counts: torch.Tensor, values: torch.Tensor
 
 
 def _in_relu_(t: torch.Tensor, relu: bool = True) -> torch.Tensor:
-    """Instance norm (no affine) [+ ReLU] in place on a (1, C, H, W) tensor."""
+    """Instance norm (no affine) [+ ReLU] in place on a (1, C, H, W) tensor; a channels_last one is
+    normalised a chunk of pixel rows at a time (its passes in cache)."""
     mean, m2, n = _moments(t)
     rstd = torch.rsqrt(m2 / n + EPS)
-    t.sub_(mean.view(1, -1, 1, 1)).mul_(rstd.view(1, -1, 1, 1))
-    return t.relu_() if relu else t
+    p = _pixels(t)
+    if p.data_ptr() != t.data_ptr() or not t.is_contiguous(memory_format=torch.channels_last):
+        t.sub_(mean.view(1, -1, 1, 1)).mul_(rstd.view(1, -1, 1, 1))
+        return t.relu_() if relu else t
+    step = max(1, MOMENT_CHUNK // max(1, p.shape[1]))
+    for i in range(0, p.shape[0], step):
+        c = p[i:i + step].sub_(mean).mul_(rstd)
+        if relu:
+            c.relu_()
+    return t
 
 
 def _norm_(t: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, relu: bool = True) -> torch.Tensor:

@@ -247,6 +247,7 @@ def bench_pix2pixhd_1024p(n: int = 1) -> dict:
     fast = FastPix2PixHD(g, n_onehot=35, instance_edge=True)
     lab = voronoi_layout(2048, 1024, regions=40, classes=35)
     out = {}
+
     def run(name):
         return fast.forward_labels(label_keys(lab)) if name == "fast" else g(semantics_tensor(lab, 35, lab))
 

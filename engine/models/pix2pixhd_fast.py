@@ -38,7 +38,7 @@ STRIP_PIXELS = 1 << 14          # output pixels per strip at full resolution
 SPARSE_MAX_FRACTION = 0.3       # above this share of mixed pooling windows the global input is dense
 RESIDUAL_CHUNK = 1024           # residual pixels per matrix product
 BAG_CHUNK = 16384               # mixed-window pixels per bag of taps
-SPARSE_DOWN_MAX_FRACTION = 0.5  # above this share of mixed outputs the local down path runs densely
+SPARSE_DOWN_MAX_FRACTION = 0.5  # above this share of mixed outputs a first down path runs densely
 FINAL_STRIP_ROWS = 32           # output rows per strip of the last convolution
 
 
@@ -83,7 +83,10 @@ class _Stats:
         self.n = 0
 
     def add(self, t: torch.Tensor) -> None:           # t: (1, C, h, w)
-        mean, m2, nb = _moments(t)
+        self.add_rows(_pixels(t))
+
+    def add_rows(self, p: torch.Tensor) -> None:      # p: (pixels, C)
+        mean, m2, nb = _row_moments(p)
         mean, m2 = mean.double(), m2.double()
         n = self.n + nb
         delta = mean - self.mean
@@ -104,33 +107,27 @@ def _pixels(t: torch.Tensor) -> torch.Tensor:
 MOMENT_CHUNK = 1 << 20          # activations per chunk of the squared-deviation pass (4 MB)
 
 
+def _row_moments(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per-channel mean and sum of squared deviations of pixel rows (pixels, C): two passes."""
+    n = p.shape[0]
+    mean = p.sum(0) / n
+    d = p - mean
+    return mean, d.mul_(d).sum(0), n
+
+
 def _moments(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Per-channel mean and sum of squared deviations over contiguous pixel rows (much faster than
     var_mean over the strided dims of a channels_last tensor), one chunk of a few MB at a time: each
-    chunk's two passes run in cache and the chunks are merged in float64 (Chan), so a large map is
-    read from memory once."""
+    chunk's two passes run in cache and the chunks are merged in float64 (:class:`_Stats`), so a large
+    map is read from memory once."""
     p = _pixels(t)
-    n = p.shape[0]
     step = max(1, MOMENT_CHUNK // max(1, p.shape[1]))
-    if n <= step:
-        mean = p.sum(0) / n
-        d = p - mean
-        return mean, d.mul_(d).sum(0), n
-    mean = torch.zeros(p.shape[1], dtype=torch.float64, device=t.device)
-    m2 = torch.zeros_like(mean)
-    seen = 0
-    for i in range(0, n, step):
-        c = p[i:i + step]
-        nb = c.shape[0]
-        cm = c.sum(0) / nb
-        d = c - cm
-        cm2 = d.mul_(d).sum(0).double()
-        delta = cm.double() - mean
-        tot = seen + nb
-        mean += delta * (nb / tot)
-        m2 += cm2 + delta * delta * (seen * nb / tot)
-        seen = tot
-    return mean.to(t.dtype), m2.to(t.dtype), n
+    if p.shape[0] <= step:
+        return _row_moments(p)
+    st = _Stats(p.shape[1], t.device)
+    for i in range(0, p.shape[0], step):
+        st.add_rows(p[i:i + step])
+    return st.mean.to(t.dtype), st.m2.to(t.dtype), st.n
 
 
 def _table_stats(table: torch.Tensor, counts: torch.Tensor, values: torch.Tensor, n: int):
@@ -155,10 +152,10 @@ def _in_relu_(t: torch.Tensor, relu: bool = True) -> torch.Tensor:
     normalised a chunk of pixel rows at a time (its passes in cache)."""
     mean, m2, n = _moments(t)
     rstd = torch.rsqrt(m2 / n + EPS)
-    p = _pixels(t)
-    if p.data_ptr() != t.data_ptr() or not t.is_contiguous(memory_format=torch.channels_last):
+    if not t.is_contiguous(memory_format=torch.channels_last):     # no pixel-row view to chunk
         t.sub_(mean.view(1, -1, 1, 1)).mul_(rstd.view(1, -1, 1, 1))
         return t.relu_() if relu else t
+    p = _pixels(t)
     step = max(1, MOMENT_CHUNK // max(1, p.shape[1]))
     for i in range(0, p.shape[0], step):
         c = p[i:i + step].sub_(mean).mul_(rstd)
@@ -256,10 +253,17 @@ def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
 CONVT_STRIP_PIXELS = 1 << 16     # output pixels per strip of a stride-2 transposed convolution
 
 
+def _conv_transpose_rows(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, a: int, e: int) -> torch.Tensor:
+    """Output rows a..e-1 (a even) of ConvTranspose2d(k=3, s=2, p=1, output_padding=1) of ``x``: they
+    read input rows a/2 .. ceil(e/2) (the last one only for the odd row before it, where there is one),
+    so this is one oneDNN call on those rows."""
+    s = x[:, :, a // 2:-(-e // 2) + 1]
+    return F.conv_transpose2d(s, w, b, stride=2, padding=1, output_padding=1)[:, :, :e - a]
+
+
 def _conv_transpose_strips(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """ConvTranspose2d(k=3, s=2, p=1, output_padding=1) of a whole tensor, strip by strip into one
-    channels_last output: output rows 2m..2m'-1 read input rows m..m' (the last one only for the odd
-    row before the next strip), so each strip is one oneDNN call on its rows plus one."""
+    """ConvTranspose2d(k=3, s=2, p=1, output_padding=1) of a whole tensor, strip by strip
+    (:func:`_conv_transpose_rows`) into one channels_last output."""
     h, wd = x.shape[2], x.shape[3]
     trim_heap()
     out = torch.empty(1, w.shape[1], 2 * h, 2 * wd, dtype=x.dtype, device=x.device,
@@ -267,9 +271,7 @@ def _conv_transpose_strips(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | N
     step = max(1, CONVT_STRIP_PIXELS // (4 * wd))
     for m0 in range(0, h, step):
         m1 = min(h, m0 + step)
-        s = x[:, :, m0:m1 + 1]              # one row beyond, where there is one
-        y = F.conv_transpose2d(s, w, b, stride=2, padding=1, output_padding=1)
-        out[:, :, 2 * m0:2 * m1] = y[:, :, :2 * (m1 - m0)]
+        out[:, :, 2 * m0:2 * m1] = _conv_transpose_rows(x, w, b, 2 * m0, 2 * m1)
     return out
 
 
@@ -385,38 +387,36 @@ class _KeyConv:
             out[:, :, r0:r1] = self.rows(keys_p, r0, r1, feat_p, mixed)
         return out
 
+    def _residual_taps(self, res: torch.Tensor, pos: torch.Tensor, h: int, w: int):
+        """The convolution of sparse input rows ``res`` (N, Cin) sitting at padded positions ``pos``
+        (N, 2), in chunks: (flat output pixel, contribution (O,)) for every tap that lands inside the
+        (h, w) output."""
+        dy = torch.arange(self.kh, device=res.device).repeat_interleave(self.kw)
+        dx = torch.arange(self.kw, device=res.device).repeat(self.kh)
+        for i in range(0, res.shape[0], RESIDUAL_CHUNK):
+            r, p = res[i:i + RESIDUAL_CHUNK], pos[i:i + RESIDUAL_CHUNK]
+            contrib = (r @ self.w_res).view(-1, self.o)                     # (n * taps, O)
+            oy = (p[:, :1] - dy).reshape(-1)
+            ox = (p[:, 1:] - dx).reshape(-1)
+            ok = (oy >= 0) & (oy < h) & (ox >= 0) & (ox < w)
+            yield (oy * w + ox)[ok], contrib[ok]
+
+    def add_residual(self, out: torch.Tensor, res: torch.Tensor, pos: torch.Tensor) -> None:
+        """Add the residual's convolution (:meth:`_residual_taps`) to ``out`` (1, O, H, W), channels_last."""
+        _, o, h, w = out.shape
+        flat = out.permute(0, 2, 3, 1).reshape(-1, o)                     # a view: channels_last storage
+        for pix, contrib in self._residual_taps(res, pos, h, w):
+            flat.index_add_(0, pix, contrib)
+
     def add_residual_rows(self, rows: torch.Tensor, where: torch.Tensor, hw: tuple[int, int],
                           res: torch.Tensor, pos: torch.Tensor) -> None:
         """:meth:`add_residual` into compact output rows: output pixel ``p`` is ``rows[where[p]]``;
         every pixel a residual reaches must have a row."""
-        h, w = hw
-        dy = torch.arange(self.kh, device=rows.device).repeat_interleave(self.kw)
-        dx = torch.arange(self.kw, device=rows.device).repeat(self.kh)
-        for i in range(0, res.shape[0], RESIDUAL_CHUNK):
-            r, p = res[i:i + RESIDUAL_CHUNK], pos[i:i + RESIDUAL_CHUNK]
-            contrib = (r @ self.w_res).view(-1, self.o)
-            oy = (p[:, :1] - dy).reshape(-1)
-            ox = (p[:, 1:] - dx).reshape(-1)
-            ok = (oy >= 0) & (oy < h) & (ox >= 0) & (ox < w)
-            tgt = where[(oy * w + ox)[ok]]
+        for pix, contrib in self._residual_taps(res, pos, *hw):
+            tgt = where[pix]
             if bool((tgt < 0).any()):
                 raise RuntimeError("a residual reaches a pixel with no row")
-            rows.index_add_(0, tgt, contrib[ok])
-
-    def add_residual(self, out: torch.Tensor, res: torch.Tensor, pos: torch.Tensor) -> None:
-        """Add the convolution of sparse input rows ``res`` (N, Cin) sitting at padded positions ``pos``
-        (N, 2) to ``out`` (1, O, H, W), channels_last."""
-        _, o, h, w = out.shape
-        flat = out.permute(0, 2, 3, 1).reshape(-1, o)                     # a view: channels_last storage
-        dy = torch.arange(self.kh, device=out.device).repeat_interleave(self.kw)
-        dx = torch.arange(self.kw, device=out.device).repeat(self.kh)
-        for i in range(0, res.shape[0], RESIDUAL_CHUNK):
-            r, p = res[i:i + RESIDUAL_CHUNK], pos[i:i + RESIDUAL_CHUNK]
-            contrib = (r @ self.w_res).view(-1, o)                          # (n * taps, O)
-            oy = (p[:, :1] - dy).reshape(-1)
-            ox = (p[:, 1:] - dx).reshape(-1)
-            ok = (oy >= 0) & (oy < h) & (ox >= 0) & (ox < w)
-            flat.index_add_(0, (oy * w + ox)[ok], contrib[ok])
+            rows.index_add_(0, tgt, contrib)
 
 
 class FastPix2PixHD(nn.Module):
@@ -833,15 +833,8 @@ class FastPix2PixHD(nn.Module):
         else:
             hh, ww = 2 * x.shape[2], 2 * x.shape[3]
 
-            def src(a, b):       # the input rows that convT output rows a..b-1 (a even) read
-                m0, m1 = a // 2, -(-b // 2)
-                last = m1 >= x.shape[2]
-                return x[:, :, m0:m1 + (0 if last else 1)], last
-
-            def raw(a, b):       # oneDNN's own transposed convolution: no interleaving copies
-                s, _ = src(a, b)
-                return F.conv_transpose2d(s, up.weight, up.bias, stride=2, padding=1,
-                                          output_padding=1)[:, :, : b - a]
+            def raw(a, b):
+                return _conv_transpose_rows(x, up.weight, up.bias, a, b)
 
             step = FINAL_STRIP_ROWS
             st = _Stats(up.weight.shape[1], x.device)

@@ -668,10 +668,9 @@ class FastPix2PixHD(nn.Module):
         y = torch.empty_like(h)          # one scratch map for every block (fresh pages cost time)
         for blk in self.l_blocks:
             self._resblock_(h, blk, y)
-        del y
         trim_heap()
-        out = self._final_strips(h, self.l_up)
-        del h
+        out = self._final_strips(h, self.l_up, y)       # h and y are overwritten
+        del h, y
         trim_heap()
         return out
 
@@ -822,37 +821,88 @@ class FastPix2PixHD(nn.Module):
         scale, shift = st.scale_shift(y.dtype)
         x.add_(_norm_(y, scale, shift, relu=False))
 
-    def _final_strips(self, x: torch.Tensor, up: nn.ConvTranspose2d | None) -> torch.Tensor:
-        """[convT -> IN -> ReLU ->] reflect pad 3 -> conv7 -> tanh, in strips of output rows."""
+    def _final_strips(self, x: torch.Tensor, up: nn.ConvTranspose2d | None,
+                      spare: torch.Tensor | None = None) -> torch.Tensor:
+        """[convT -> IN -> ReLU ->] reflect pad 3 -> conv7 -> tanh, in strips of output rows.
+
+        With ``spare`` (a scratch map of x's shape and layout) the transposed convolution's output is
+        computed once and kept in the bytes of ``spare`` (top half) and of ``x`` itself (bottom half;
+        x is overwritten): see :func:`_conv_transpose_in_place`. Otherwise it is computed twice,
+        strip by strip (statistics, then output), and needs no memory of its size."""
         conv = self.out_conv
         if up is None:
             hh, ww = x.shape[2], x.shape[3]
 
             def rows(a, b):
                 return x[:, :, a:b]
+            post = None
         else:
             hh, ww = 2 * x.shape[2], 2 * x.shape[3]
+            halves = None if spare is None else _conv_transpose_in_place(x, spare, up.weight, up.bias)
+            if halves is not None:
+                (top, bot), st = halves
 
-            def raw(a, b):
-                return _conv_transpose_rows(x, up.weight, up.bias, a, b)
+                def rows(a, b):
+                    m = top.shape[2]
+                    if b <= m:
+                        return top[:, :, a:b]
+                    if a >= m:
+                        return bot[:, :, a - m:b - m]
+                    return torch.cat([top[:, :, a:], bot[:, :, :b - m]], 2)
+            else:
+                def raw(a, b):
+                    return _conv_transpose_rows(x, up.weight, up.bias, a, b)
 
-            step = FINAL_STRIP_ROWS
-            st = _Stats(up.weight.shape[1], x.device)
-            for r0 in range(0, hh, step):
-                st.add(raw(r0, min(hh, r0 + step)))
-            scale, shift = st.scale_shift(x.dtype)
+                st = _Stats(up.weight.shape[1], x.device)
+                for r0 in range(0, hh, FINAL_STRIP_ROWS):
+                    st.add(raw(r0, min(hh, r0 + FINAL_STRIP_ROWS)))
 
-            def rows(a, b):
-                a2 = a - (a % 2)
-                return _norm_(raw(a2, b), scale, shift)[:, :, a - a2:]
-        out = torch.empty(1, conv.weight.shape[0], hh, ww, device=x.device)
+                def rows(a, b):
+                    a2 = a - (a % 2)
+                    return raw(a2, b)[:, :, a - a2:]
+            post = st.scale_shift(x.dtype)
+        nout = conv.weight.shape[0]
+        out = torch.empty(1, nout, hh, ww, device=x.device)
         step = FINAL_STRIP_ROWS        # each strip recomputes 3 rows either side: tall strips waste less
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
             a, b = max(0, r0 - 3), min(hh, r1 + 3)
             s = _padded_strip(rows(a, b), a, r0, r1, hh, 3)
-            out[:, :, r0:r1] = torch.tanh(F.conv2d(s, self.out_w, self.out_b)[:, :conv.weight.shape[0]])
-        return out
+            if post is not None:       # normalise the strip's copy (reflection commutes with it)
+                _norm_(s, *post)
+            out[:, :, r0:r1] = F.conv2d(s, self.out_w, self.out_b)[:, :nout]
+        return out.tanh_()
+
+
+def _conv_transpose_in_place(x: torch.Tensor, spare: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+    """ConvTranspose2d(k=3, s=2, p=1, output_padding=1) of ``x`` (1, Cin, H, W) into the bytes of
+    ``spare`` and ``x``, with per-channel statistics: ((top, bottom) channels_last views, _Stats).
+
+    With Cin = 2 Cout one output row holds as many numbers as one input row, so output rows 0..H-1 fit
+    ``spare`` and rows H..2H-1 fit ``x``. The top half reads input rows 0..H/2 only; the bottom half,
+    computed strip by strip in order, writes input row i (as output row H+i) only after every strip
+    that reads it: a strip of output rows r0..r1-1 reads input rows from r0/2 on, and later strips
+    from r1/2 > r1 - H on. None (nothing written) where the shapes do not allow it."""
+    _, cin, h, wd = x.shape
+    cout = w.shape[1]
+    if (cin != 2 * cout or h % 2 or spare.shape != x.shape
+            or not x.is_contiguous(memory_format=torch.channels_last)
+            or not spare.is_contiguous(memory_format=torch.channels_last)):
+        return None
+
+    def as_out(t):                      # (1, Cin, H, W) channels_last bytes as (1, Cout, H, 2W)
+        return t.permute(0, 2, 3, 1).reshape(1, h, 2 * wd, cout).permute(0, 3, 1, 2)
+
+    top, bot = as_out(spare), as_out(x)
+    st = _Stats(cout, x.device)
+    step = FINAL_STRIP_ROWS
+    for half, lo in ((top, 0), (bot, h)):            # strips never straddle the halves
+        for r0 in range(lo, lo + h, step):
+            r1 = min(lo + h, r0 + step)
+            z = _conv_transpose_rows(x, w, b, r0, r1)
+            st.add(z)
+            half[:, :, r0 - lo:r1 - lo] = z
+    return (top, bot), st
 
 
 def fast_pix2pixhd(ref: nn.Module, n_onehot: int, instance_edge: bool = True) -> FastPix2PixHD | None:

@@ -125,6 +125,41 @@ def test_transposed_convolution_in_strips(monkeypatch):
             assert (got - ref).abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize("strip_rows", [32, 2])
+def test_transposed_convolution_in_place_of_its_input(strip_rows, monkeypatch):
+    """The final stage keeps the transposed convolution's output in the bytes of its input and a
+    scratch map (Cin = 2 Cout): the same values and statistics as computing it whole."""
+    monkeypatch.setattr(pf, "FINAL_STRIP_ROWS", strip_rows)
+    torch.manual_seed(4)
+    ct = torch.nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+    x = torch.randn(1, 8, 10, 7).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref = ct(x)
+        spare = torch.empty_like(x)
+        (top, bot), st = pf._conv_transpose_in_place(x, spare, ct.weight, ct.bias)
+        got = torch.cat([top, bot], 2)
+        assert top.data_ptr() == spare.data_ptr() and bot.data_ptr() == x.data_ptr()
+        assert (got - ref).abs().max().item() <= 1e-5
+        assert (st.mean.float() - ref.mean((0, 2, 3))).abs().max().item() <= 1e-5
+        assert pf._conv_transpose_in_place(torch.randn(1, 8, 9, 7).contiguous(memory_format=torch.channels_last),
+                                           torch.empty(1, 8, 9, 7), ct.weight, ct.bias) is None   # odd height
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_final_stage_with_and_without_the_in_place_output(city, monkeypatch, in_place):
+    calls = []
+    real = pf._conv_transpose_in_place
+    monkeypatch.setattr(pf, "_conv_transpose_in_place",
+                        lambda *a: calls.append(1) or (real(*a) if in_place else None))
+    lab, inst = city
+    g = _net("local", 36, 4, seed=5)
+    fast = pf.FastPix2PixHD(g, 35)
+    with torch.inference_mode():
+        d = (fast.forward_labels(label_keys(lab, inst)) - g(semantics_tensor(lab, 35, inst))).abs().max()
+    assert calls == [1]
+    assert d.item() <= TOL
+
+
 def test_more_local_enhancers_have_no_fast_path():
     g = build_generator(Pix2PixHDConfig(input_nc=12, netG="local", ngf=4, n_downsample_global=2,
                                         n_blocks_global=1, n_local_enhancers=2, n_blocks_local=1))

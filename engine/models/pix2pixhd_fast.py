@@ -461,6 +461,9 @@ class FastPix2PixHD(nn.Module):
         pad = -w.shape[0] % 8
         self.out_w = _cl(F.pad(w, (0, 0, 0, 0, 0, 0, 0, pad)))
         self.out_b = None if b is None else F.pad(b, (0, pad))
+        # ... and as a space-to-depth convolution (2x2 pixel blocks): 4x the channels on a quarter of
+        # the pixels, which oneDNN runs faster than 3 (or 8) filters on full resolution
+        self.out_s2d = _space_to_depth_weights(w, b)
         trim_heap()
 
     def _apply(self, fn, recurse: bool = True):
@@ -870,8 +873,49 @@ class FastPix2PixHD(nn.Module):
             s = _padded_strip(rows(a, b), a, r0, r1, hh, 3)
             if post is not None:       # normalise the strip's copy (reflection commutes with it)
                 _norm_(s, *post)
-            out[:, :, r0:r1] = F.conv2d(s, self.out_w, self.out_b)[:, :nout]
+            if (r1 - r0) % 2 == 0 and ww % 2 == 0 and self.out_s2d is not None:
+                _conv_s2d_into(out[:, :, r0:r1], s, *self.out_s2d)
+            else:
+                out[:, :, r0:r1] = F.conv2d(s, self.out_w, self.out_b)[:, :nout]
         return out.tanh_()
+
+
+def _space_to_depth_weights(w: torch.Tensor, b: torch.Tensor | None, co_pad: int = 4):
+    """A (Co, Ci, k, k) 'valid' convolution (k odd) as one on 2x2 pixel blocks: input channels
+    (ry, rx, ci), output channels (py, px, co padded to ``co_pad``), kernel (k + 1) / 2 blocks square.
+    Output pixel (2Y + py, 2X + px) reads input (2(Y + q) + r) for tap 2q + r - p. None where it does
+    not apply (even kernels, more output channels than ``co_pad``)."""
+    co, ci, k, k2 = w.shape
+    if k != k2 or k % 2 == 0 or co > co_pad:
+        return None
+    q = (k + 1) // 2
+    w2 = w.new_zeros(2, 2, co_pad, 2, 2, ci, q, q)
+    for py in range(2):
+        for px in range(2):
+            for ry in range(2):
+                for rx in range(2):
+                    for qy in range(q):
+                        dy = 2 * qy + ry - py
+                        if not 0 <= dy < k:
+                            continue
+                        for qx in range(q):
+                            dx = 2 * qx + rx - px
+                            if 0 <= dx < k:
+                                w2[py, px, :co, ry, rx, :, qy, qx] = w[:, :, dy, dx]
+    b2 = None if b is None else F.pad(b, (0, co_pad - co)).repeat(4)
+    return _cl(w2.reshape(4 * co_pad, 4 * ci, q, q)), b2, co, co_pad
+
+
+def _conv_s2d_into(dst: torch.Tensor, s: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor | None,
+                   co: int, co_pad: int) -> None:
+    """``dst`` (1, co, R, W) = the 'valid' convolution of the padded strip ``s`` (1, Ci, R + k - 1,
+    W + k - 1), R and W even, computed on 2x2 pixel blocks (:func:`_space_to_depth_weights`)."""
+    _, ci, hs, wsd = s.shape
+    r, w = dst.shape[2], dst.shape[3]
+    x = _pixels(s).view(hs // 2, 2, wsd // 2, 2, ci).permute(0, 2, 1, 3, 4).reshape(1, hs // 2, wsd // 2, 4 * ci)
+    y = F.conv2d(x.permute(0, 3, 1, 2), w2, b2)                         # (1, 4 co_pad, R/2, W/2)
+    y = _pixels(y).view(r // 2, w // 2, 2, 2, co_pad)[..., :co]        # (Y, X, py, px, co)
+    dst[0].view(co, r // 2, 2, w // 2, 2).copy_(y.permute(4, 0, 2, 1, 3))
 
 
 def _conv_transpose_in_place(x: torch.Tensor, spare: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):

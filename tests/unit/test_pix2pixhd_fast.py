@@ -160,6 +160,18 @@ def test_final_stage_with_and_without_the_in_place_output(city, monkeypatch, in_
     assert d.item() <= TOL
 
 
+@pytest.mark.parametrize("k,co,bias", [(7, 3, True), (3, 4, False), (7, 1, True)])
+def test_last_convolution_on_pixel_blocks(k, co, bias):
+    torch.manual_seed(6)
+    w = torch.randn(co, 5, k, k)
+    b = torch.randn(co) if bias else None
+    s = torch.randn(1, 5, 6 + k - 1, 10 + k - 1).contiguous(memory_format=torch.channels_last)
+    dst = torch.full((1, co, 6, 10), float("nan"))
+    pf._conv_s2d_into(dst, s, *pf._space_to_depth_weights(w, b))
+    assert (dst - F.conv2d(s, w, b)).abs().max().item() <= 1e-4
+    assert pf._space_to_depth_weights(torch.randn(5, 2, 3, 3), None) is None      # more than 4 outputs
+
+
 def test_more_local_enhancers_have_no_fast_path():
     g = build_generator(Pix2PixHDConfig(input_nc=12, netG="local", ngf=4, n_downsample_global=2,
                                         n_blocks_global=1, n_local_enhancers=2, n_blocks_local=1))

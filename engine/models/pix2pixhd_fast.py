@@ -389,34 +389,41 @@ class _KeyConv:
 
     def _residual_taps(self, res: torch.Tensor, pos: torch.Tensor, h: int, w: int):
         """The convolution of sparse input rows ``res`` (N, Cin) sitting at padded positions ``pos``
-        (N, 2), in chunks: (flat output pixel, contribution (O,)) for every tap that lands inside the
-        (h, w) output."""
+        (N, 2), in chunks: (flat output pixel, contribution (O,), inside) for every tap, where taps
+        that fall outside the (h, w) output have a zero contribution and pixel 0 (``inside`` False).
+        A residual row has a few non-zero entries (the classes of a pooling window and the edge
+        share), so each row's taps are one weighted bag of weight rows, not a dense product."""
         dy = torch.arange(self.kh, device=res.device).repeat_interleave(self.kw)
         dx = torch.arange(self.kw, device=res.device).repeat(self.kh)
         for i in range(0, res.shape[0], RESIDUAL_CHUNK):
             r, p = res[i:i + RESIDUAL_CHUNK], pos[i:i + RESIDUAL_CHUNK]
-            contrib = (r @ self.w_res).view(-1, self.o)                     # (n * taps, O)
+            row, col = r.nonzero().unbind(1)
+            starts = torch.bincount(row, minlength=r.shape[0]).cumsum(0)
+            starts = torch.cat([starts.new_zeros(1), starts[:-1]])
+            contrib = F.embedding_bag(col, self.w_res, starts, mode="sum",
+                                      per_sample_weights=r[row, col]).view(-1, self.o)   # (n * taps, O)
             oy = (p[:, :1] - dy).reshape(-1)
             ox = (p[:, 1:] - dx).reshape(-1)
             ok = (oy >= 0) & (oy < h) & (ox >= 0) & (ox < w)
-            yield (oy * w + ox)[ok], contrib[ok]
+            contrib.mul_(ok[:, None])
+            yield torch.where(ok, oy * w + ox, 0), contrib, ok
 
     def add_residual(self, out: torch.Tensor, res: torch.Tensor, pos: torch.Tensor) -> None:
         """Add the residual's convolution (:meth:`_residual_taps`) to ``out`` (1, O, H, W), channels_last."""
         _, o, h, w = out.shape
         flat = out.permute(0, 2, 3, 1).reshape(-1, o)                     # a view: channels_last storage
-        for pix, contrib in self._residual_taps(res, pos, h, w):
+        for pix, contrib, _ok in self._residual_taps(res, pos, h, w):
             flat.index_add_(0, pix, contrib)
 
     def add_residual_rows(self, rows: torch.Tensor, where: torch.Tensor, hw: tuple[int, int],
                           res: torch.Tensor, pos: torch.Tensor) -> None:
         """:meth:`add_residual` into compact output rows: output pixel ``p`` is ``rows[where[p]]``;
         every pixel a residual reaches must have a row."""
-        for pix, contrib in self._residual_taps(res, pos, *hw):
+        for pix, contrib, ok in self._residual_taps(res, pos, *hw):
             tgt = where[pix]
-            if bool((tgt < 0).any()):
+            if bool(((tgt < 0) & ok).any()):
                 raise RuntimeError("a residual reaches a pixel with no row")
-            rows.index_add_(0, tgt, contrib)
+            rows.index_add_(0, tgt.clamp_min_(0), contrib)
 
 
 class FastPix2PixHD(nn.Module):
@@ -619,7 +626,7 @@ class FastPix2PixHD(nn.Module):
         kp, res_rows, pos = self._global_residual(keys_d, pix, res)
         reached = torch.zeros(1, 1, hd + 6, wd + 6, device=keys_d.device)
         reached[0, 0, pos[:, 0], pos[:, 1]] = 1.0
-        reached = F.max_pool2d(reached, 7, stride=1)[0, 0] > 0       # 7x7 windows holding a residual
+        reached = F.max_pool2d(F.max_pool2d(reached, (1, 7), stride=1), (7, 1), stride=1)[0, 0] > 0   # 7x7 windows holding a residual
         mixed1 = (conv.mixed(kp) | reached).reshape(-1)
         del reached
         ho, wo = (hd - 1) // 2 + 1, (wd - 1) // 2 + 1

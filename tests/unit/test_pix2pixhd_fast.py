@@ -145,18 +145,23 @@ def test_transposed_convolution_in_place_of_its_input(strip_rows, monkeypatch):
                                            torch.empty(1, 8, 9, 7), ct.weight, ct.bias) is None   # odd height
 
 
-@pytest.mark.parametrize("in_place", [True, False])
-def test_final_stage_with_and_without_the_in_place_output(city, monkeypatch, in_place):
-    calls = []
-    real = pf._conv_transpose_in_place
+@pytest.mark.parametrize("in_place,ngf,image_in_place", [(True, 8, True), (True, 4, False), (False, 8, False)])
+def test_final_stage_with_and_without_the_in_place_output(city, monkeypatch, in_place, ngf, image_in_place):
+    """The transposed convolution kept in its input's bytes (or computed twice), and the image written
+    into the rows already read (ngf 8: 8-channel rows have room for it; ngf 4: they do not)."""
+    calls, views = [], []
+    real, real_rows = pf._conv_transpose_in_place, pf._image_in_read_rows
     monkeypatch.setattr(pf, "_conv_transpose_in_place",
                         lambda *a: calls.append(1) or (real(*a) if in_place else None))
+    monkeypatch.setattr(pf, "_image_in_read_rows", lambda *a: (lambda v: views.append(v is not None) or v)(real_rows(*a)))
     lab, inst = city
-    g = _net("local", 36, 4, seed=5)
+    g = _net("local", 36, ngf, seed=5)
     fast = pf.FastPix2PixHD(g, 35)
     with torch.inference_mode():
-        d = (fast.forward_labels(label_keys(lab, inst)) - g(semantics_tensor(lab, 35, inst))).abs().max()
-    assert calls == [1]
+        got = fast.forward_labels(label_keys(lab, inst))
+        d = (got - g(semantics_tensor(lab, 35, inst))).abs().max()
+    assert calls == [1] and views == ([image_in_place] if in_place else [])
+    assert got.is_contiguous()
     assert d.item() <= TOL
 
 

@@ -627,7 +627,8 @@ class FastPix2PixHD(nn.Module):
         kp, res_rows, pos = self._global_residual(keys_d, pix, res)
         reached = torch.zeros(1, 1, hd + 6, wd + 6, device=keys_d.device)
         reached[0, 0, pos[:, 0], pos[:, 1]] = 1.0
-        reached = F.max_pool2d(F.max_pool2d(reached, (1, 7), stride=1), (7, 1), stride=1)[0, 0] > 0   # 7x7 windows holding a residual
+        reached = _window_reduce(_window_reduce(reached[0, 0], 7, 1, torch.maximum), 7, 0, torch.maximum) > 0
+        # (7x7 windows holding a residual)
         mixed1 = (conv.mixed(kp) | reached).reshape(-1)
         del reached
         ho, wo = (hd - 1) // 2 + 1, (wd - 1) // 2 + 1
@@ -971,7 +972,7 @@ def _conv_transpose_in_place(x: torch.Tensor, spare: torch.Tensor, w: torch.Tens
         return None
 
     def as_out(t):                      # (1, Cin, H, W) channels_last bytes as (1, Cout, H, 2W)
-        return t.permute(0, 2, 3, 1).reshape(1, h, 2 * wd, cout).permute(0, 3, 1, 2)
+        return _pixels(t).view(1, h, 2 * wd, cout).permute(0, 3, 1, 2)
 
     top, bot = as_out(spare), as_out(x)
     st = _Stats(cout, x.device)

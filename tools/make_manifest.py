@@ -44,8 +44,8 @@ LICENCES = {
     "train_presets/sflow_taught_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/sflow_fast_camvid_cpu.json": ("Semantic Studio", "project"),
     "models/camvid_sflow/generator.safetensors": (
-        "S-Flow GAN generator (SPADE backbone, float16) fine-tuned by Semantic Studio on CamVid train from "
-        "camvid_spade_demo", CAMVID),
+        "S-Flow GAN generator (SPADE backbone, 1x1 modulation, float16) fine-tuned by Semantic Studio on CamVid "
+        "train in two stages from camvid_spade_demo (3x3 stage, then 1x1 with distillation)", CAMVID),
     "models/camvid_sflow/card.json": ("Semantic Studio model card", "project"),
     "train_presets/simgan_camvid_cpu.json": ("Semantic Studio", "project"),
     "train_presets/simgan_camvid_256.json": ("Semantic Studio", "project"),

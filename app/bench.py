@@ -234,10 +234,11 @@ def _pix2pixhd_1024p(seed: int = 0):
     return g.eval()
 
 
-def bench_pix2pixhd_1024p(n: int = 1) -> dict:
+def bench_pix2pixhd_1024p(n: int = 3) -> dict:
     """pix2pixHD label2city_1024p at 2048x1024 on a scene-like Cityscapes layout: the fast path
     (look-up first convolutions, Winograd residual blocks, streamed full-resolution strips) against
-    the op-for-op reference, same weights, one run; each path once untimed first (warm-up)."""
+    the op-for-op reference, same weights, in one run: each path once untimed first (warm-up), then
+    ``n`` timed runs of each, alternating (a shared machine's slow spells fall on both), median."""
     import torch
 
     from engine.labels.maps import label_keys, semantics_tensor
@@ -247,21 +248,26 @@ def bench_pix2pixhd_1024p(n: int = 1) -> dict:
     fast = FastPix2PixHD(g, n_onehot=35, instance_edge=True)
     lab = voronoi_layout(2048, 1024, regions=40, classes=35)
     out = {}
+    names = ("fast", "reference")
 
     def run(name):
         return fast.forward_labels(label_keys(lab)) if name == "fast" else g(semantics_tensor(lab, 35, lab))
 
     with torch.inference_mode():
-        for name in ("fast", "reference"):
+        for name in names:
             run(name)                  # warm-up (its result is dropped at once), as SPADE's bench does
-            times = []
-            for _ in range(n):
+        times = {name: [] for name in names}
+        for _ in range(n):
+            for name in names:
+                out.pop(f"{name}_out", None)
                 t0 = time.perf_counter()
                 y = run(name)
-                times.append((time.perf_counter() - t0) * 1000)
-            out[f"{name}_p50_ms"] = _pct(times, 50)
-            out[f"{name}_out"] = y
-            del y
+                times[name].append((time.perf_counter() - t0) * 1000)
+                out[f"{name}_out"] = y
+                del y
+        for name in names:
+            out[f"{name}_p50_ms"] = _pct(times[name], 50)
+            out[f"{name}_runs_ms"] = [round(t, 1) for t in times[name]]
     diff = float((out.pop("fast_out") - out.pop("reference_out")).abs().max())
     return {"size": "2048x1024", "parameters": int(sum(p.numel() for p in g.parameters())), **out,
             "fast_speedup": out["reference_p50_ms"] / out["fast_p50_ms"], "max_abs_diff": diff}

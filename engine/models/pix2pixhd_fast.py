@@ -811,28 +811,46 @@ class FastPix2PixHD(nn.Module):
         return F.conv2d(_padded_strip(x, 0, r0, r1, x.shape[2], 1), conv.weight, conv.bias)
 
     def _resblock_(self, x: torch.Tensor, blk: ResnetBlock, y: torch.Tensor | None = None) -> None:
-        """x += IN(conv(relu(IN(conv(x))))) with one extra buffer ``y`` (scratch, x's shape and layout);
-        the second convolution overwrites its input one strip behind."""
+        """x += IN(conv(relu(IN(conv(x))))) with one extra buffer ``y`` (scratch, x's shape and layout).
+
+        Each map is read and written as few times as the statistics allow: the first convolution's
+        statistics are gathered strip by strip while its output is in cache, and its normalisation and
+        ReLU are applied to the second convolution's padded input strips (a copy made anyway), not to
+        ``y``; the second convolution overwrites ``y`` one strip behind its reads; the residual sum
+        runs a chunk of pixel rows at a time."""
         c1, c2 = blk.conv_block[1], blk.conv_block[5]
         hh, ww = x.shape[2], x.shape[3]
         step = max(2, _strip_rows(ww))
         y = torch.empty_like(x) if y is None else y
+        st = _Stats(y.shape[1], x.device)
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
-            y[:, :, r0:r1] = self._conv3_rows(x, c1, r0, r1)
-        _in_relu_(y)
+            z = self._conv3_rows(x, c1, r0, r1)
+            st.add(z)
+            y[:, :, r0:r1] = z
+        scale, shift = st.scale_shift(y.dtype)
         st = _Stats(y.shape[1], x.device)
         pending = None
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
-            z = self._conv3_rows(y, c2, r0, r1)
+            s = _norm_(_padded_strip(y, 0, r0, r1, hh, 1), scale, shift)     # reflection commutes with it
+            z = F.conv2d(s, c2.weight, c2.bias)
+            del s
             st.add(z)
             if pending is not None:
                 y[:, :, pending[0]:pending[1]] = pending[2]
             pending = (r0, r1, z)
         y[:, :, pending[0]:pending[1]] = pending[2]
+        del pending, z
         scale, shift = st.scale_shift(y.dtype)
-        x.add_(_norm_(y, scale, shift, relu=False))
+        xp, yp = _pixels(x), _pixels(y)
+        if xp.data_ptr() != x.data_ptr() or yp.data_ptr() != y.data_ptr():
+            x.add_(_norm_(y, scale, shift, relu=False))
+            return
+        sc, sh = scale.view(1, -1), shift.view(1, -1)
+        rows = max(1, MOMENT_CHUNK // max(1, xp.shape[1]))
+        for i in range(0, xp.shape[0], rows):
+            xp[i:i + rows].addcmul_(yp[i:i + rows], sc).add_(sh)
 
     def _final_strips(self, held: list, up: nn.ConvTranspose2d | None) -> torch.Tensor:
         """[convT -> IN -> ReLU ->] reflect pad 3 -> conv7 -> tanh, in strips of output rows.

@@ -45,6 +45,7 @@ def test_fast_matches_reference_on_cityscapes(city, monkeypatch, netG, feat, str
     if strip == 300:
         monkeypatch.setattr(pf, "CONVT_STRIP_PIXELS", strip)
         monkeypatch.setattr(pf, "FINAL_STRIP_ROWS", 2)
+        monkeypatch.setattr(pf, "MOMENT_CHUNK", 4096)      # statistics and residual sums in many chunks
     lab, inst = city
     g = _net(netG, 36 + feat, ngf=8 if netG == "global" else 4)
     x = semantics_tensor(lab, 35, inst)

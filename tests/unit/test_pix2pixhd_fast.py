@@ -102,7 +102,11 @@ def test_soft_input_runs_the_reference():
 
 
 @pytest.mark.parametrize("hw", [(32, 64), (13, 22), (4, 4)])
-def test_winograd_matches_direct_convolution(hw):
+@pytest.mark.parametrize("split", [False, True])
+def test_winograd_matches_direct_convolution(hw, split, monkeypatch):
+    if split:           # ragged blocks of the transforms' products and of the output channels
+        monkeypatch.setattr(pf, "WINO_MM_COLS", 1000)
+        monkeypatch.setattr(pf, "WINO_OUT_CHUNK", 20)
     torch.manual_seed(1)
     c = 64
     xp = torch.randn(1, c, hw[0] + 2, hw[1] + 2)

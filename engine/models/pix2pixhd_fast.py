@@ -850,10 +850,11 @@ class FastPix2PixHD(nn.Module):
         y[:, :, pending[0]:pending[1]] = pending[2]
         del pending, z
         scale, shift = st.scale_shift(y.dtype)
-        xp, yp = _pixels(x), _pixels(y)
-        if xp.data_ptr() != x.data_ptr() or yp.data_ptr() != y.data_ptr():
-            x.add_(_norm_(y, scale, shift, relu=False))
+        cl = torch.channels_last
+        if not (x.is_contiguous(memory_format=cl) and y.is_contiguous(memory_format=cl)):
+            x.add_(_norm_(y, scale, shift, relu=False))      # no pixel-row views to chunk
             return
+        xp, yp = _pixels(x), _pixels(y)
         sc, sh = scale.view(1, -1), shift.view(1, -1)
         rows = max(1, MOMENT_CHUNK // max(1, xp.shape[1]))
         for i in range(0, xp.shape[0], rows):

@@ -192,6 +192,14 @@ WINO_MM_COLS = 16384            # columns per product of the tile and weight tra
                                 # written while still in cache: the weight transform 0.72x the time of one product)
 
 
+def _mm_t_cols(a: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> None:
+    """``out = a @ rows.T``, WINO_MM_COLS columns of ``out`` per product (each block written while in cache)."""
+    n = rows.shape[0]
+    for j in range(0, n, WINO_MM_COLS):
+        j1 = min(n, j + WINO_MM_COLS)
+        torch.mm(a, rows[j:j1].T, out=out[:, j:j1])
+
+
 class Workspace:
     """Scratch buffers reused across calls (a run of same-shaped convolutions): large temporaries
     allocated per call are fresh pages every time (page faults cost as much as the arithmetic)."""
@@ -224,10 +232,7 @@ def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
     d = ws.get("d", t * c * 36, xp).view(th, tw, c, 6, 6)
     d.copy_(xp[0].permute(1, 2, 0).unfold(0, 6, 4).unfold(1, 6, 4))
     v = ws.get("v", 36 * t * c, xp).view(36, t * c)
-    dr = d.view(t * c, 36)
-    for j in range(0, t * c, WINO_MM_COLS):                              # transformed tiles
-        j1 = min(t * c, j + WINO_MM_COLS)
-        torch.mm(kb, dr[j:j1].T, out=v[:, j:j1])
+    _mm_t_cols(kb, d.view(t * c, 36), v)                                  # transformed tiles
     v = v.view(36, t, c)
     k = w.shape[0]
     out = torch.empty(1, k, h, wd, dtype=xp.dtype, device=xp.device, memory_format=torch.channels_last)
@@ -241,9 +246,7 @@ def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
         k1 = min(k, k0 + kc0)
         kc = k1 - k0
         uc = u[:36 * kc * c].view(36, kc * c)
-        for j in range(0, kc * c, WINO_MM_COLS):                          # weights transformed in place
-            j1 = min(kc * c, j + WINO_MM_COLS)
-            torch.mm(kg, wf[k0 * c + j:k0 * c + j1].T, out=uc[:, j:j1])
+        _mm_t_cols(kg, wf[k0 * c:k1 * c], uc)                              # weights transformed in place
         mc = m[:36 * t * kc].view(36, t, kc)
         torch.bmm(v, uc.view(36, kc, c).transpose(1, 2), out=mc)
         yc = y[:16 * t * kc].view(16, t * kc)
@@ -813,9 +816,12 @@ class FastPix2PixHD(nn.Module):
             out[:, :, q0:q1] = F.conv2d(s, down.weight, down.bias, stride=2)
         return out
 
-    def _conv3_rows(self, x: torch.Tensor, conv: nn.Conv2d, r0: int, r1: int) -> torch.Tensor:
-        """Rows r0..r1-1 of conv3x3(reflect_pad1(x)); the padded strip is built with one copy."""
-        return F.conv2d(_padded_strip(x, 0, r0, r1, x.shape[2], 1), conv.weight, conv.bias)
+    def _conv3_rows(self, x: torch.Tensor, conv: nn.Conv2d, r0: int, r1: int, norm=None) -> torch.Tensor:
+        """Rows r0..r1-1 of conv3x3(reflect_pad1(x)); the padded strip is built with one copy. With
+        ``norm`` (scale, shift), of conv3x3(reflect_pad1(relu(x * scale + shift))), applied to that copy
+        (reflection commutes with it)."""
+        s = _padded_strip(x, 0, r0, r1, x.shape[2], 1)
+        return F.conv2d(s if norm is None else _norm_(s, *norm), conv.weight, conv.bias)
 
     def _resblock_(self, x: torch.Tensor, blk: ResnetBlock, y: torch.Tensor | None = None) -> None:
         """x += IN(conv(relu(IN(conv(x))))) with one extra buffer ``y`` (scratch, x's shape and layout).
@@ -840,9 +846,7 @@ class FastPix2PixHD(nn.Module):
         pending = None
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
-            s = _norm_(_padded_strip(y, 0, r0, r1, hh, 1), scale, shift)     # reflection commutes with it
-            z = F.conv2d(s, c2.weight, c2.bias)
-            del s
+            z = self._conv3_rows(y, c2, r0, r1, (scale, shift))
             st.add(z)
             if pending is not None:
                 y[:, :, pending[0]:pending[1]] = pending[2]

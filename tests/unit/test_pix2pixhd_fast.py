@@ -42,6 +42,7 @@ def city(shared):
 @pytest.mark.parametrize("strip", [pf.STRIP_PIXELS, 300])
 def test_fast_matches_reference_on_cityscapes(city, monkeypatch, netG, feat, strip):
     monkeypatch.setattr(pf, "STRIP_PIXELS", strip)         # 300 px: 1-2 row strips, every seam exercised
+    monkeypatch.setattr(pf, "RES_STRIP_PIXELS", strip)
     if strip == 300:
         monkeypatch.setattr(pf, "CONVT_STRIP_PIXELS", strip)
         monkeypatch.setattr(pf, "FINAL_STRIP_ROWS", 2)
@@ -202,3 +203,21 @@ def test_fast_path_reproduces_official_vectors(vectors, name):
     assert fast.split_input(x) is not None                 # the look-up path, not the fallback
     with torch.inference_mode():
         assert (fast(x) - d["output"]).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("strip", [pf.RES_STRIP_PIXELS, 300])
+def test_wide_winograd_residual_blocks_match(city, monkeypatch, strip):
+    """The local residual blocks by Winograd (engine/models/winograd.py), forced on a narrow test net,
+    in strips of whole tiles and of rows that cut tiles (300 px: 1-row strips)."""
+    monkeypatch.setattr(pf, "WIDE_WINO_MIN_CHANNELS", 1)
+    monkeypatch.setattr(pf, "RES_STRIP_PIXELS", strip)
+    calls = []
+    real = pf.winograd_conv3x3_wide
+    monkeypatch.setattr(pf, "winograd_conv3x3_wide", lambda *a, **k: calls.append(1) or real(*a, **k))
+    lab, inst = city
+    g = _net("local", 36, 4)
+    fast = pf.FastPix2PixHD(g, 35)
+    assert len(fast.l_wide) == 4                           # 2 blocks x 2 convolutions
+    with torch.inference_mode():
+        d = (fast.forward_labels(label_keys(lab, inst)) - g(semantics_tensor(lab, 35, inst))).abs().max()
+    assert calls and d.item() <= TOL

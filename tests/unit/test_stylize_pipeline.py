@@ -259,3 +259,33 @@ def test_cli_auto_labels_street_photos_with_the_segmenter(model_dir, camvid, tmp
         outs.append(np.asarray(Image.open(out)).astype(int))
     assert outs[0].shape == outs[1].shape == (120, 160, 3)
     assert np.abs(outs[0] - outs[1]).mean() > 1.0
+
+
+def test_winograd_encoders_and_decoders_compute_the_convolutions(shared, monkeypatch):
+    """CPU inference runs the wide VGG convolutions by Winograd: the bundled nets' relu4_1 features
+    of a real photo match the direct convolutions', and so does the decoder given the same pools;
+    conv1_2 stays direct (its near-equal activations decide pool1's indices, where any rounding
+    change moves max-unpooled values by a pixel). Training (autograd) uses the direct ones."""
+    import engine.models.photowct as pw
+
+    path = shared / "datasets/photo_style_examples_wct2/content/in17.png"
+    img = np.asarray(Image.open(path).convert("RGB").resize((192, 128)))
+    nets, _ = load_photowct(None)
+    x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255
+    calls = []
+    real = pw.winograd_conv3x3_wide
+    monkeypatch.setattr(pw, "winograd_conv3x3_wide", lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
+    with torch.inference_mode():
+        monkeypatch.setattr(pw, "WINO_MIN_CHANNELS", 10 ** 9)
+        f0, pools = nets.e4(x)
+        y0 = nets.d4(f0, pools)
+        assert not calls
+        monkeypatch.setattr(pw, "WINO_MIN_CHANNELS", 64)
+        f1, _ = nets.e4(x)
+        y1 = nets.d4(f0, pools)
+    assert len(calls) == 7 + 8                             # e4: conv2_1..conv4_1; d4: conv4_1..conv1_2
+    assert (f1 - f0).abs().max().item() <= 1e-5 * f0.abs().max().item()
+    assert (y1 - y0).abs().max().item() <= 1e-4
+    calls.clear()
+    nets.e4(x)                                             # grad enabled: direct
+    assert not calls

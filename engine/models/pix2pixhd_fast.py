@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..devices import trim_heap
 from .pix2pixhd import GlobalGenerator, LocalEnhancer, ResnetBlock
-from .winograd import transform_weights, winograd_conv3x3_wide
+from .winograd import AT, BT, G, transform_weights, winograd_conv3x3_wide
 
 EPS = 1e-5                      # nn.InstanceNorm2d default, as the official networks use
 STRIP_PIXELS = 1 << 14          # output pixels per strip at full resolution
@@ -181,13 +181,8 @@ _WINO: dict = {}
 def _wino_mats(device, dtype):
     key = (device, dtype)
     if key not in _WINO:
-        bt = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float64)
-        g = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                          [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=torch.float64)
-        at = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
-                          dtype=torch.float64)
-        _WINO[key] = tuple(torch.kron(m, m).to(device=device, dtype=dtype) for m in (bt, g, at))
+        _WINO[key] = tuple(torch.kron(m, m).to(device=device, dtype=dtype)
+                           for m in (torch.tensor(t, dtype=torch.float64) for t in (BT, G, AT)))
     return _WINO[key]
 
 

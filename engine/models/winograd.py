@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import torch
 
-_G: dict = {}
-
 WINO_TILE_ROWS = 2          # tile rows (4 output rows each) per step: 1 is slower, 4 no faster
 
-
-def _g(device, dtype=torch.float64) -> torch.Tensor:
-    key = (device, dtype)
-    if key not in _G:
-        _G[key] = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                                [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
-                               dtype=dtype, device=device)
-    return _G[key]
+# F(4x4, 3x3) at the points 0, +-1, +-2 (and infinity): input, weight and output transforms. _bt and _at
+# below write BT and AT out as sums; pix2pixhd_fast builds its Kronecker forms from these.
+BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
+      (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))
+G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
+     (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))
+AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 
 
 def transform_weights(w: torch.Tensor) -> torch.Tensor:
     """(K, C, 3, 3) weights -> (36, C, K) products' right-hand sides, index (b, a) for the tile's
     column and row frequency: U[b*6 + a] = (G w G^T)[a, b] (computed in float64)."""
     k, c = w.shape[:2]
-    g = _g(w.device)
+    g = torch.tensor(G, dtype=torch.float64, device=w.device)
     u = torch.einsum("ai,kcij,bj->bakc", g, w.double(), g)
     return u.to(w.dtype).reshape(36, k, c).transpose(1, 2).contiguous()
 

@@ -153,6 +153,8 @@ class SimganTrainer(GANTrainer):
         """Halved every ``lr_halve_epochs`` epochs (the paper: every 50 of 600)."""
         per_epoch = max(1, len(self.load_data()) // (self.cfg.batch * self.dist.world))
         f = 0.5 ** (self.step // max(1, int(self.cfg.lr_halve_epochs * per_epoch)))
+        if self.step < self.cfg.pair_warmup and self.cfg.pair_warmup_lr > 0:
+            f *= self.cfg.pair_warmup_lr / self.cfg.lr
         for opt, base in zip((self.opt_g, self.opt_d), self.base_lrs):
             for g in opt.param_groups:
                 g["lr"] = base * f
@@ -160,6 +162,8 @@ class SimganTrainer(GANTrainer):
     def train_step(self, x, x2, t, tb) -> dict[str, float]:
         cfg = self.cfg
         self.set_lr()
+        if self.step < cfg.pair_warmup:
+            return self.warmup_step(x, x2, tb)
         for p in self.D.parameters():
             p.requires_grad_(False)
         with self.autocast():
@@ -183,6 +187,19 @@ class SimganTrainer(GANTrainer):
             d_loss = ((real - 1) ** 2).mean() + (mis ** 2).mean() + (fk ** 2).mean()
         self.backward_step(d_loss, self.opt_d, 1)
         return self.report(losses, d_loss)
+
+    def warmup_step(self, x, x2, tb) -> dict[str, float]:
+        """A supervised step on the recoloured targets alone (``pair_warmup``): the generator learns
+        where each class is and what a colour word asks for before the GAN and cycle terms, which the
+        identity satisfies at no cost, join in. The discriminator does not train."""
+        cfg = self.cfg
+        with self.autocast():
+            fake, mu, logvar = self.G_t(x, tb, sample=True)
+            losses = {"Pair": F.l1_loss(fake, x2) * max(cfg.lambda_pair, 1.0),
+                      "PairRegion": region_l1(fake, x, x2) * max(cfg.lambda_pair_region, 1.0),
+                      "CA_KL": kl_ca(mu, logvar) * cfg.lambda_ca}
+        self.backward_step(sum(losses.values()), self.opt_g, 0)
+        return self.report(losses, torch.zeros((), device=x.device))
 
     def fake(self, x, x2, t, tb):
         return self.G(x, tb, sample=False)[0]

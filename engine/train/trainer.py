@@ -101,6 +101,8 @@ class TrainConfig:
     lr_halve_epochs: float = 50.0
     heldout: list | None = None              # [[class, colour], ...] never trained on (None: the CamVid list)
     curriculum: int = 0                      # SIMGAN: steps over which classes/colours widen from 3/4 to all
+    pair_warmup: int = 0                     # SIMGAN: first steps trained on the pair L1 terms alone (no D)
+    pair_warmup_lr: float = 0.0              # ... at this learning rate (0: lr)
     amp: bool = True                         # mixed precision on CUDA (ignored elsewhere)
     vgg_scale: float = 1.0                   # VGG loss on images scaled by this factor (CPU presets: 0.5)
     # bookkeeping

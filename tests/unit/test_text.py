@@ -343,3 +343,27 @@ def test_region_pair_loss_weighs_a_small_region_like_a_large_one():
     # a sample with nothing recoloured adds nothing but still counts in the batch mean
     both = region_l1(torch.cat([ident[:1], x[:1]]), torch.cat([x[:1], x[:1]]), torch.cat([x2[:1], x[:1]]))
     assert torch.isclose(both, torch.tensor(0.25))
+
+
+def test_pair_warmup_trains_the_generator_on_the_targets_alone(tiny_camvid):
+    """During ``pair_warmup`` a step is supervised (L1 to the recoloured target, over the image and the
+    region) at ``pair_warmup_lr``; the discriminator does not move. After it the paper's losses run."""
+    import torch
+
+    from engine.train.trainer import TrainConfig, make_trainer
+
+    tr = make_trainer(TrainConfig(family="simgan", data=str(tiny_camvid), size=(96, 72), batch=2, ngf=4, ndf=8,
+                                  ca_dim=8, lambda_vgg=0.0, ttur=False, lr=2e-4, pair_warmup=2,
+                                  pair_warmup_lr=1e-3), "/nonexistent-run")
+    d0 = [p.detach().clone() for p in tr.D.parameters()]
+    g0 = [p.detach().clone() for p in tr.G.parameters()]
+    out = tr.train_step(*tr.batch_for(0))
+    assert {"Pair", "PairRegion", "CA_KL"} <= set(out) and "GAN" not in out and "Cycle" not in out
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert all(torch.equal(a, b) for a, b in zip(d0, tr.D.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, tr.G.parameters()))
+    tr.step = 2
+    out = tr.train_step(*tr.batch_for(2))
+    assert {"GAN", "Cycle", "CA_KL"} <= set(out)
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert any(not torch.equal(a, b) for a, b in zip(d0, tr.D.parameters()))

@@ -299,6 +299,30 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _probe_net(which: str, small: bool = False):
+    """(model, fast generation callable, its input) of the RSS probe: the benchmark's full-size model,
+    or (``small``) a narrow one of the same family on a small map."""
+    from engine.labels.maps import label_keys
+
+    if which == "pix2pixhd_1024p":
+        from engine.models.pix2pixhd import Pix2PixHDConfig, build_generator
+        from engine.models.pix2pixhd_fast import FastPix2PixHD
+
+        g = build_generator(Pix2PixHDConfig(input_nc=36, netG="local", ngf=8)).eval() if small \
+            else _pix2pixhd_1024p()                                       # small: a 256-ch trunk
+        size, regions = ((256, 128), 12) if small else ((2048, 1024), 40)
+        x = label_keys(voronoi_layout(*size, regions=regions, classes=35).astype(np.uint8))
+        return g, FastPix2PixHD(g, n_onehot=35, instance_edge=True).forward_labels, x
+    from engine.models.blocks import freeze_spectral_norm
+    from engine.models.spade import SPADEGenerator, SpadeConfig
+    from engine.models.spade_fast import FastSPADEGenerator
+
+    g = SPADEGenerator(SpadeConfig(semantic_nc=184, ngf=4 if small else 64)).eval()
+    freeze_spectral_norm(g)            # as the registry does: one copy, shared by the fast path
+    lab = voronoi_layout(256, 256, regions=24, classes=182).astype(np.uint8)
+    return g, FastSPADEGenerator(g, n_onehot=183).forward_labels, label_keys(lab, lab, True)
+
+
 def _warm_runtime(which: str) -> None:
     """One small generation through the same code (a narrow model of the family on a small map, then
     dropped): the first use of each kernel pages in its library code (~35 MB of file-backed pages of
@@ -309,26 +333,11 @@ def _warm_runtime(which: str) -> None:
     import torch
 
     from engine.devices import trim_heap
-    from engine.labels.maps import label_keys
 
     with torch.inference_mode():
-        if which == "pix2pixhd_1024p":
-            from engine.models.pix2pixhd import Pix2PixHDConfig, build_generator
-            from engine.models.pix2pixhd_fast import FastPix2PixHD
-
-            g = build_generator(Pix2PixHDConfig(input_nc=36, netG="local", ngf=8)).eval()   # 256-ch trunk
-            FastPix2PixHD(g, n_onehot=35, instance_edge=True).forward_labels(
-                label_keys(voronoi_layout(256, 128, regions=12, classes=35).astype(np.uint8)))
-        else:
-            from engine.models.blocks import freeze_spectral_norm
-            from engine.models.spade import SPADEGenerator, SpadeConfig
-            from engine.models.spade_fast import FastSPADEGenerator
-
-            g = SPADEGenerator(SpadeConfig(semantic_nc=184, ngf=4)).eval()
-            freeze_spectral_norm(g)
-            lab = voronoi_layout(256, 256, regions=24, classes=182).astype(np.uint8)
-            FastSPADEGenerator(g, n_onehot=183).forward_labels(label_keys(lab, lab, True))
-    del g
+        g, net, x = _probe_net(which, small=True)
+        net(x)
+    del g, net, x
     gc.collect()
     trim_heap()
 
@@ -336,33 +345,16 @@ def _warm_runtime(which: str) -> None:
 def _rss_probe(which: str) -> dict:
     """Run in a fresh process: RSS of the runtime (cold, and warm: after one small generation of the
     family, :func:`_warm_runtime`), weight bytes, peak RSS during one fast generation."""
-    import torch
+    import gc
 
-    from engine.labels.maps import label_keys
+    import torch
 
     torch.zeros(1)
     cold = _rss_now()
     _warm_runtime(which)
     base = _rss_now()
-    if which == "pix2pixhd_1024p":
-        from engine.models.pix2pixhd_fast import FastPix2PixHD
-
-        g = _pix2pixhd_1024p()
-        net = FastPix2PixHD(g, n_onehot=35, instance_edge=True).forward_labels
-        x = label_keys(voronoi_layout(2048, 1024, regions=40, classes=35).astype(np.uint8))
-    else:
-        from engine.models.blocks import freeze_spectral_norm
-        from engine.models.spade import SPADEGenerator, SpadeConfig
-        from engine.models.spade_fast import FastSPADEGenerator
-
-        g = SPADEGenerator(SpadeConfig(semantic_nc=184, ngf=64)).eval()
-        freeze_spectral_norm(g)            # as the registry does: one copy, shared by the fast path
-        net = FastSPADEGenerator(g, n_onehot=183).forward_labels
-        lab = voronoi_layout(256, 256, regions=24, classes=182).astype(np.uint8)
-        x = label_keys(lab, lab, True)
+    g, net, x = _probe_net(which)
     weights = sum(t.numel() * t.element_size() for t in g.state_dict().values())
-    import gc
-
     gc.collect()
     loaded = _rss_now()
     reset = _reset_peak_rss()    # so the peak is the generation's, not the construction's

@@ -41,6 +41,40 @@ RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "
                        "vgg_scale", "lr", "lr_decay_from", "device", "amp"}
 
 
+class LossLog:
+    """``RUN_DIR/log.csv``: one row per logged step. The columns are the union of every loss seen so
+    far: when a step reports a loss the file has no column for (a resumed run, a schedule that adds
+    terms later, such as SIMGAN's warm-up), the file is rewritten (atomically) with the new column,
+    empty in the earlier rows. Rows are appended and flushed as they come."""
+
+    FIRST = ["step", "wall_seconds", "cpu_seconds", "size"]
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.fields: list[str] = []
+        if self.path.exists():
+            with open(self.path, newline="") as fh:
+                self.fields = next(csv.reader(fh), [])
+
+    def write(self, row: dict) -> None:
+        new = [k for k in row if k not in self.fields]
+        if new or not self.path.exists():
+            old = []
+            if self.path.exists():
+                with open(self.path, newline="") as fh:
+                    old = list(csv.DictReader(fh))
+            self.fields = ([k for k in self.FIRST if k in row or k in self.fields]
+                           + sorted({k for k in self.fields + list(row) if k not in self.FIRST}))
+            tmp = self.path.with_suffix(".csv.tmp")
+            with open(tmp, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=self.fields)
+                w.writeheader()
+                w.writerows(old)
+            os.replace(tmp, self.path)
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self.fields).writerow(row)
+
+
 @dataclass
 class TrainConfig:
     family: str = "spade"
@@ -405,40 +439,31 @@ class GANTrainer:
         self.log(f"training {self.title} on {len(data)} samples ({len(data.skipped)} skipped) at "
                  f"{cfg.size[0]}x{cfg.size[1]}, batch {cfg.batch}, on {where}; "
                  f"step {self.step} -> {cfg.steps}")
-        log_p = self.run_dir / "log.csv"
-        new_log = not log_p.exists()
+        log = LossLog(self.run_dir / "log.csv") if main else None
         bar = Progress(cfg.steps, self.step)
         seed_offset = 7919 * self.dist.rank
-        with open(log_p, "a", newline="") if main else contextlib.nullcontext() as fh:
-            writer = None
-            while self.step < cfg.steps and not self._stop(should_stop):
-                t_wall, t_cpu = time.perf_counter(), time.process_time()
-                torch.manual_seed(cfg.seed * 1_000_003 + self.step + seed_offset)
-                if cfg.lr_decay_from < 1.0:
-                    self.set_lr()
-                losses = self.train_step(*self.batch_for(self.step))
-                self.step += 1
-                self.wall_seconds += time.perf_counter() - t_wall
-                self.cpu_seconds += time.process_time() - t_cpu
-                if main:
-                    if writer is None:
-                        keys = ["step", "wall_seconds", "cpu_seconds", "size"] + sorted(losses)
-                        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-                        if new_log:
-                            writer.writeheader()
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        writer.writerow({"step": self.step, "wall_seconds": round(self.wall_seconds, 1),
-                                         "cpu_seconds": round(self.cpu_seconds, 1),
-                                         "size": f"{cfg.size[0]}x{cfg.size[1]}",
-                                         **{k: round(v, 4) for k, v in losses.items()}})
-                        fh.flush()
-                    bar.update(self.step, " ".join(f"{k} {v:.3f}" for k, v in sorted(losses.items())))
-                    if on_progress:
-                        on_progress(self.step, cfg.steps, losses)
-                if self.step % cfg.save_every == 0:
-                    self.save()
-                if main and cfg.sample_every and self.step % cfg.sample_every == 0:
-                    self.sample_grid().save(self.run_dir / "samples" / f"step_{self.step:06d}.png")
+        while self.step < cfg.steps and not self._stop(should_stop):
+            t_wall, t_cpu = time.perf_counter(), time.process_time()
+            torch.manual_seed(cfg.seed * 1_000_003 + self.step + seed_offset)
+            if cfg.lr_decay_from < 1.0:
+                self.set_lr()
+            losses = self.train_step(*self.batch_for(self.step))
+            self.step += 1
+            self.wall_seconds += time.perf_counter() - t_wall
+            self.cpu_seconds += time.process_time() - t_cpu
+            if main:
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    log.write({"step": self.step, "wall_seconds": round(self.wall_seconds, 1),
+                               "cpu_seconds": round(self.cpu_seconds, 1),
+                               "size": f"{cfg.size[0]}x{cfg.size[1]}",
+                               **{k: round(v, 4) for k, v in losses.items()}})
+                bar.update(self.step, " ".join(f"{k} {v:.3f}" for k, v in sorted(losses.items())))
+                if on_progress:
+                    on_progress(self.step, cfg.steps, losses)
+            if self.step % cfg.save_every == 0:
+                self.save()
+            if main and cfg.sample_every and self.step % cfg.sample_every == 0:
+                self.sample_grid().save(self.run_dir / "samples" / f"step_{self.step:06d}.png")
         if main:
             sys.stderr.write("\n")
         if self.dist.enabled:

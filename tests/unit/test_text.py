@@ -367,3 +367,4 @@ def test_pair_warmup_trains_the_generator_on_the_targets_alone(tiny_camvid):
     assert {"GAN", "Cycle", "CA_KL"} <= set(out)
     assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4)
     assert any(not torch.equal(a, b) for a, b in zip(d0, tr.D.parameters()))
+

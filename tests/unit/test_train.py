@@ -236,3 +236,28 @@ def test_groupdnet_trains_its_group_encoder_and_exports_per_class_codes(tiny_cam
     from engine.eval.protocol import Evaluator
     row = Evaluator(str(tiny_camvid), "train", fd_floor=False, diversity_images=2).evaluate(m)
     assert row["lpips_diversity"] > 0 and row["images"] == 6
+
+
+def test_loss_log_gains_columns_when_the_losses_change(tmp_path):
+    """A resumed run, or SIMGAN's warm-up handing over to the paper's losses, reports other loss names:
+    every row keeps its values under the right column, and new columns are added, empty before."""
+    import csv
+
+    from engine.train.trainer import LossLog
+
+    p = tmp_path / "log.csv"
+    log = LossLog(p)
+    log.write({"step": 10, "wall_seconds": 1.0, "cpu_seconds": 2.0, "size": "8x8", "Pair": 0.5, "D": 0.0})
+    log.write({"step": 20, "wall_seconds": 2.0, "cpu_seconds": 4.0, "size": "8x8", "Pair": 0.4, "D": 0.0})
+    log = LossLog(p)                                    # resumed: the header is read back
+    log.write({"step": 30, "wall_seconds": 3.0, "cpu_seconds": 6.0, "size": "8x8", "Pair": 0.3, "D": 0.7,
+               "GAN": 1.5, "Cycle": 0.2})
+    log.write({"step": 40, "wall_seconds": 4.0, "cpu_seconds": 8.0, "size": "8x8", "D": 0.6, "GAN": 1.4})
+    with open(p, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["step", "wall_seconds", "cpu_seconds", "size", "Cycle", "D", "GAN", "Pair"]
+    assert [r["step"] for r in rows] == ["10", "20", "30", "40"]
+    assert rows[1]["Pair"] == "0.4" and rows[1]["GAN"] == "" and rows[1]["D"] == "0.0"
+    assert rows[2]["GAN"] == "1.5" and rows[2]["Cycle"] == "0.2" and rows[2]["Pair"] == "0.3"
+    assert rows[3]["Pair"] == "" and rows[3]["D"] == "0.6"
+    assert not (tmp_path / "log.csv.tmp").exists()

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..devices import trim_heap
 from .pix2pixhd import GlobalGenerator, LocalEnhancer, ResnetBlock
-from .winograd import AT, BT, G, transform_weights, winograd_conv3x3_wide
+from .winograd import G, input_tiles, output_tiles, transform_weights, winograd_conv3x3_wide
 
 EPS = 1e-5                      # nn.InstanceNorm2d default, as the official networks use
 STRIP_PIXELS = 1 << 14          # output pixels per strip at full resolution
@@ -178,11 +178,13 @@ def _norm_(t: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, relu: bool
 _WINO: dict = {}
 
 
-def _wino_mats(device, dtype):
+def _wino_weight_mat(device, dtype):
+    """(36, 9): a 3x3 filter (row-major) -> its transform G w G^T in winograd.py's order (b * 6 + a,
+    b and a its column and row frequency), as one matrix product."""
     key = (device, dtype)
     if key not in _WINO:
-        _WINO[key] = tuple(torch.kron(m, m).to(device=device, dtype=dtype)
-                           for m in (torch.tensor(t, dtype=torch.float64) for t in (BT, G, AT)))
+        g = torch.tensor(G, dtype=torch.float64)
+        _WINO[key] = torch.einsum("ap,bq->bapq", g, g).reshape(36, 9).to(device=device, dtype=dtype)
     return _WINO[key]
 
 
@@ -219,28 +221,33 @@ def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
     """'valid' 3x3 convolution of an already padded (1, C, H+2, W+2) tensor by Winograd F(4x4, 3x3):
     4x fewer multiplies. Worth it for many channels on small maps (the 1024-channel residual blocks);
     the weights are transformed on the fly, WINO_OUT_CHUNK output channels at a time, so nothing is
-    stored twice. Returns a channels_last tensor; ``ws`` keeps the scratch buffers between calls."""
-    kb, kg, ka = _wino_mats(xp.device, xp.dtype)
+    stored twice. The tile transforms are winograd.py's separable ones, over all tiles at once (the
+    map is small); each chunk's products go back to pixels straight into the output. Returns a
+    channels_last tensor; ``ws`` keeps the scratch buffers between calls."""
+    kg = _wino_weight_mat(xp.device, xp.dtype)
     ws = ws or Workspace()
     _, c, hp, wp = xp.shape
     h, wd = hp - 2, wp - 2
     th, tw = -(-h // 4), -(-wd // 4)
     if (th * 4 + 2, tw * 4 + 2) != (hp, wp):
         xp = F.pad(xp, (0, tw * 4 + 2 - wp, 0, th * 4 + 2 - hp))
+        hp, wp = th * 4 + 2, tw * 4 + 2
+    xr = xp[0].permute(1, 2, 0)
+    if not xr.is_contiguous():
+        xr = xr.contiguous()
     t = th * tw
-    d = ws.get("d", t * c * 36, xp).view(th, tw, c, 6, 6)
-    d.copy_(xp[0].permute(1, 2, 0).unfold(0, 6, 4).unfold(1, 6, 4))
-    v = ws.get("v", 36 * t * c, xp).view(36, t * c)
-    _mm_t_cols(kb, d.view(t * c, 36), v)                                  # transformed tiles
-    v = v.view(36, t, c)
+    v = input_tiles(xr, 0, th, tw, ws.get("tb", 6 * th * wp * c, xp).view(6, th, wp, c),
+                    ws.get("v", 36 * t * c, xp).view(6, 6, th, tw, c)).reshape(36, t, c)
     k = w.shape[0]
     out = torch.empty(1, k, h, wd, dtype=xp.dtype, device=xp.device, memory_format=torch.channels_last)
+    exact = (th * 4, tw * 4) == (h, wd)
     o = out[0].permute(1, 2, 0)                                            # (h, wd, K) view
     wf = w.reshape(k * c, 9)
     kc0 = min(k, WINO_OUT_CHUNK)
     u = ws.get("u", 36 * kc0 * c, xp)
     m = ws.get("m", 36 * t * kc0, xp)
-    y = ws.get("y", 16 * t * kc0, xp)
+    yb = ws.get("y", 24 * t * kc0, xp).view(4, 6, t * kc0)
+    z = None if exact else ws.get("z", 16 * t * kc0, xp)
     for k0 in range(0, k, kc0):
         k1 = min(k, k0 + kc0)
         kc = k1 - k0
@@ -248,10 +255,13 @@ def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
         _mm_t_cols(kg, wf[k0 * c:k1 * c], uc)                              # weights transformed in place
         mc = m[:36 * t * kc].view(36, t, kc)
         torch.bmm(v, uc.view(36, kc, c).transpose(1, 2), out=mc)
-        yc = y[:16 * t * kc].view(16, t * kc)
-        torch.mm(ka, mc.view(36, t * kc), out=yc)
-        tiles = yc.view(4, 4, th, tw, kc).permute(2, 0, 3, 1, 4).reshape(th * 4, tw * 4, kc)
-        o[:, :, k0:k1] = tiles[:h, :wd]
+        if exact:
+            dst = o.view(th, 4, tw, 4, k)[..., k0:k1]                      # (th, p, tw, q, kc)
+        else:
+            dst = z[:16 * t * kc].view(th, 4, tw, 4, kc)
+        output_tiles(mc, th, tw, yb, dst.permute(1, 3, 0, 2, 4))
+        if not exact:
+            o[:, :, k0:k1] = dst.reshape(th * 4, tw * 4, kc)[:h, :wd]
     if b is not None:
         out.add_(b.view(1, -1, 1, 1))
     return out

@@ -58,6 +58,32 @@ def _at(m, out) -> None:
     torch.add(s2, s4, alpha=8, out=out[3]).add_(m5)
 
 
+def input_tiles(xr: torch.Tensor, t0: int, n: int, tw: int, tb: torch.Tensor, vb: torch.Tensor) -> torch.Tensor:
+    """B^T d B of the 6x6 input tiles of tile rows t0..t0+n-1: ``xr`` the padded input as a contiguous
+    (hp, wp, c) tensor (hp = 4 th + 2, wp = 4 tw + 2); ``tb`` (6, >=n, wp, c) and ``vb`` (6, 6, >=n, tw, c)
+    scratch. Returns the (b, a, n, tw, c) view of ``vb`` holding them (b, a: column, row frequency)."""
+    _, wp, c = xr.shape
+    rs = wp * c
+    base = xr.storage_offset() + t0 * 4 * rs
+    rows = [xr.as_strided((n, wp, c), (4 * rs, c, 1), base + i * rs) for i in range(6)]
+    t = tb[:, :n]
+    _bt(rows, t)
+    st = t.stride()
+    cols = [t.as_strided((6, n, tw, c), (st[0], st[1], 4 * c, 1), t.storage_offset() + j * c) for j in range(6)]
+    v = vb[:, :, :n]
+    _bt(cols, v)
+    return v
+
+
+def output_tiles(m: torch.Tensor, n: int, tw: int, yb: torch.Tensor, dst: torch.Tensor) -> None:
+    """A^T M A of the products ``m`` (36 = (b, a), n * tw * k) into ``dst`` (4, 4, n, tw, k) (output row
+    p, column q within the tile; any strides); ``yb`` (4, 6, >= n * tw * k) scratch."""
+    k = dst.shape[-1]
+    y = yb[:, :, :n * tw * k]
+    _at(m.view(6, 6, n * tw * k), y)                                      # columns: (q, a, ...)
+    _at(y.view(4, 6, n, tw, k).transpose(0, 1), dst)                      # rows: (p, q, n, tw, k)
+
+
 def winograd_conv3x3_wide(xp: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None,
                           out: torch.Tensor | None = None) -> torch.Tensor:
     """'valid' 3x3 convolution of a padded (1, C, H+2, W+2) tensor with transformed weights ``u``
@@ -77,7 +103,6 @@ def winograd_conv3x3_wide(xp: torch.Tensor, u: torch.Tensor, bias: torch.Tensor 
         out = torch.empty(1, k, h, wd, dtype=xp.dtype, device=xp.device, memory_format=torch.channels_last)
     exact = (th * 4, tw * 4) == (h, wd) and out[0].permute(1, 2, 0).is_contiguous()
     o = out[0].permute(1, 2, 0)
-    rs = wp * c
     g = min(WINO_TILE_ROWS, th)
     kw = dict(dtype=xp.dtype, device=xp.device)
     tb = torch.empty(6, g, wp, c, **kw)               # rows transformed: (a, n, wp, c)
@@ -86,23 +111,13 @@ def winograd_conv3x3_wide(xp: torch.Tensor, u: torch.Tensor, bias: torch.Tensor 
     zb = None if exact else torch.empty(g, 4, tw, 4, k, **kw)
     for t0 in range(0, th, g):
         n = min(g, th - t0)
-        base = xr.storage_offset() + t0 * 4 * rs
-        rows = [xr.as_strided((n, wp, c), (4 * rs, c, 1), base + i * rs) for i in range(6)]
-        t = tb[:, :n]
-        _bt(rows, t)
-        cols = [t.as_strided((6, n, tw, c), (g * wp * c, wp * c, 4 * c, 1), t.storage_offset() + j * c)
-                for j in range(6)]
-        v = vb[:, :, :n]
-        _bt(cols, v)
-        m = torch.bmm(v.reshape(36, n * tw, c), u).view(6, 6, n * tw * k)
-        y = yb[:, :, :n * tw * k]
-        _at(m, y)
-        ya = y.view(4, 6, n, tw, k).transpose(0, 1)                       # (a, q, n, tw, k)
+        v = input_tiles(xr, t0, n, tw, tb, vb)
+        m = torch.bmm(v.reshape(36, n * tw, c), u)
         if exact:
             dst = o.view(th, 4, tw, 4, k)[t0:t0 + n]                      # (n, p, tw, q, k)
         else:
             dst = zb[:n]
-        _at(ya, dst.permute(1, 3, 0, 2, 4))                               # (p, q, n, tw, k)
+        output_tiles(m, n, tw, yb, dst.permute(1, 3, 0, 2, 4))           # (p, q, n, tw, k)
         if not exact:
             r0, r1 = t0 * 4, min(h, (t0 + n) * 4)
             o[r0:r1] = dst.reshape(n * 4, tw * 4, k)[:r1 - r0, :wd]

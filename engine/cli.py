@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--on-bad", choices=["skip", "stop"], default=None,
                    help="bad samples: skip them with a report, or stop")
     t.add_argument("--limit", type=int, help="use only the first N samples (smoke runs)")
+    t.add_argument("--pair-warmup", type=int, metavar="N", help="SIMGAN: the first N steps are supervised on the "
+                   "recoloured targets alone (resumable: lengthen a run's warm-up)")
     t.add_argument("--export", help="after training, export the generator as a model folder here")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel training with PyTorch DDP; launch with torchrun (see README)")
@@ -710,7 +712,7 @@ def _train(args, dist) -> int:
     from .train.trainer import GANTrainer, TrainConfig, make_trainer
 
     overrides = {"steps": args.steps, "size": args.size, "batch": args.batch, "device": args.device,
-                 "threads": args.threads, "lr_decay_from": args.lr_decay_from}
+                 "threads": args.threads, "lr_decay_from": args.lr_decay_from, "pair_warmup": args.pair_warmup}
     if args.resume:
         try:
             tr = GANTrainer.resume(args.out, overrides, dist=dist)

@@ -37,7 +37,7 @@ from .losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, kld_loss,
 CKPT = "checkpoint.pt"
 
 # Options that may change when a run is resumed (everything else defines the networks or the data).
-RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "log_every", "threads",
+RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "log_every", "threads", "pair_warmup",
                        "vgg_scale", "lr", "lr_decay_from", "device", "amp"}
 
 

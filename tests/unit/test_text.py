@@ -345,7 +345,7 @@ def test_region_pair_loss_weighs_a_small_region_like_a_large_one():
     assert torch.isclose(both, torch.tensor(0.25))
 
 
-def test_pair_warmup_trains_the_generator_on_the_targets_alone(tiny_camvid):
+def test_pair_warmup_trains_the_generator_on_the_targets_alone(tiny_camvid, tmp_path):
     """During ``pair_warmup`` a step is supervised (L1 to the recoloured target, over the image and the
     region) at ``pair_warmup_lr``; the discriminator does not move. After it the paper's losses run."""
     import torch
@@ -354,7 +354,7 @@ def test_pair_warmup_trains_the_generator_on_the_targets_alone(tiny_camvid):
 
     tr = make_trainer(TrainConfig(family="simgan", data=str(tiny_camvid), size=(96, 72), batch=2, ngf=4, ndf=8,
                                   ca_dim=8, lambda_vgg=0.0, ttur=False, lr=2e-4, pair_warmup=2,
-                                  pair_warmup_lr=1e-3), "/nonexistent-run")
+                                  pair_warmup_lr=1e-3), tmp_path / "run")
     d0 = [p.detach().clone() for p in tr.D.parameters()]
     g0 = [p.detach().clone() for p in tr.G.parameters()]
     out = tr.train_step(*tr.batch_for(0))
@@ -367,4 +367,12 @@ def test_pair_warmup_trains_the_generator_on_the_targets_alone(tiny_camvid):
     assert {"GAN", "Cycle", "CA_KL"} <= set(out)
     assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4)
     assert any(not torch.equal(a, b) for a, b in zip(d0, tr.D.parameters()))
+    # a run's warm-up can be lengthened when it is resumed (--pair-warmup); the networks cannot change
+    from engine.train.trainer import GANTrainer
+
+    tr.save()
+    again = GANTrainer.resume(tmp_path / "run", {"pair_warmup": 5})
+    assert again.cfg.pair_warmup == 5 and again.step == 2
+    with pytest.raises(ValueError, match="cannot change"):
+        GANTrainer.resume(tmp_path / "run", {"ngf": 8})
 

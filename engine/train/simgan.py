@@ -16,6 +16,9 @@ Losses (paper eq. 1-4, lambda_a = 1, lambda_c = 10, lambda_ca = 1):
   the paper's caption datasets never had; it shortens CPU training a great deal. ``lambda_pair_region``
   adds the same L1 over the recoloured pixels only (per-sample mean), so ignoring the text costs as
   much for a small car as for the sky.
+- Our warm-up, ``pair_warmup`` steps (0: none): the pair terms alone, the text code the conditioning
+  augmentation's mean, no KL and no discriminator (:meth:`SimganTrainer.warmup_step`); the paper's
+  losses follow.
 
 Adam 2e-4 (beta1 0.5), the learning rate halved every ``lr_halve_epochs`` epochs.
 """

@@ -188,7 +188,7 @@ def _wino_weight_mat(device, dtype):
     return _WINO[key]
 
 
-WINO_OUT_CHUNK = 256            # output channels per batched product
+WINO_OUT_CHUNK = 512            # output channels per batched product (256: 1.08x the time per 1024-ch conv)
 WINO_MM_COLS = 16384            # columns per product of the tile and weight transforms (their outputs are
                                 # written while still in cache: the weight transform 0.72x the time of one product)
 

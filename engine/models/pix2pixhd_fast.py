@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..devices import trim_heap
 from .pix2pixhd import GlobalGenerator, LocalEnhancer, ResnetBlock
-from .winograd import G, input_tiles, output_tiles, transform_weights, winograd_conv3x3_wide
+from .winograd import input_tiles, output_tiles, transform_weights, weight_transform_matrix, winograd_conv3x3_wide
 
 EPS = 1e-5                      # nn.InstanceNorm2d default, as the official networks use
 STRIP_PIXELS = 1 << 14          # output pixels per strip at full resolution
@@ -175,22 +175,9 @@ def _norm_(t: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, relu: bool
 
 # ---- Winograd F(4x4, 3x3) ------------------------------------------------------------------------
 
-_WINO: dict = {}
-
-
-def _wino_weight_mat(device, dtype):
-    """(36, 9): a 3x3 filter (row-major) -> its transform G w G^T in winograd.py's order (b * 6 + a,
-    b and a its column and row frequency), as one matrix product."""
-    key = (device, dtype)
-    if key not in _WINO:
-        g = torch.tensor(G, dtype=torch.float64)
-        _WINO[key] = torch.einsum("ap,bq->bapq", g, g).reshape(36, 9).to(device=device, dtype=dtype)
-    return _WINO[key]
-
-
 WINO_OUT_CHUNK = 512            # output channels per batched product (256: 1.08x the time per 1024-ch conv)
-WINO_MM_COLS = 16384            # columns per product of the tile and weight transforms (their outputs are
-                                # written while still in cache: the weight transform 0.72x the time of one product)
+WINO_MM_COLS = 16384            # columns per product of the weight transform (its output is written while
+                                # still in cache: 0.72x the time of one product)
 
 
 def _mm_t_cols(a: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> None:
@@ -224,7 +211,7 @@ def winograd_conv3x3(xp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
     stored twice. The tile transforms are winograd.py's separable ones, over all tiles at once (the
     map is small); each chunk's products go back to pixels straight into the output. Returns a
     channels_last tensor; ``ws`` keeps the scratch buffers between calls."""
-    kg = _wino_weight_mat(xp.device, xp.dtype)
+    kg = weight_transform_matrix(xp.device, xp.dtype)
     ws = ws or Workspace()
     _, c, hp, wp = xp.shape
     h, wd = hp - 2, wp - 2

@@ -15,22 +15,32 @@ import torch
 
 WINO_TILE_ROWS = 2          # tile rows (4 output rows each) per step: 1 is slower, 4 no faster
 
-# F(4x4, 3x3) at the points 0, +-1, +-2 (and infinity): input, weight and output transforms. _bt and _at
-# below write BT and AT out as sums; pix2pixhd_fast builds its Kronecker forms from these.
-BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
-      (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))
+# F(4x4, 3x3) at the points 0, +-1, +-2 (and infinity). The weight transform G; the input and output
+# transforms are written out as sums in _bt (B^T rows: 4 0 -5 0 1 0 | 0 -4 -4 1 1 0 | 0 4 -4 -1 1 0 |
+# 0 -2 -1 2 1 0 | 0 2 -1 -2 1 0 | 0 4 0 -5 0 1) and _at (A^T rows: 1 1 1 1 1 0 | 0 1 -1 2 -2 0 |
+# 0 1 1 4 4 0 | 0 1 -1 8 -8 1).
 G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
      (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))
-AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
+
+_WEIGHT_MAT: dict = {}
+
+
+def weight_transform_matrix(device=None, dtype=torch.float64) -> torch.Tensor:
+    """(36, 9): a 3x3 filter, row-major, -> its transform as one product, in the products' order:
+    row b * 6 + a holds (G w G^T)[a, b] (b, a: the tile's column and row frequency)."""
+    key = (device, dtype)
+    if key not in _WEIGHT_MAT:
+        g = torch.tensor(G, dtype=torch.float64)
+        _WEIGHT_MAT[key] = torch.einsum("ap,bq->bapq", g, g).reshape(36, 9).to(device=device, dtype=dtype)
+    return _WEIGHT_MAT[key]
 
 
 def transform_weights(w: torch.Tensor) -> torch.Tensor:
-    """(K, C, 3, 3) weights -> (36, C, K) products' right-hand sides, index (b, a) for the tile's
-    column and row frequency: U[b*6 + a] = (G w G^T)[a, b] (computed in float64)."""
+    """(K, C, 3, 3) weights -> (36, C, K) products' right-hand sides (:func:`weight_transform_matrix`'s
+    order; computed in float64)."""
     k, c = w.shape[:2]
-    g = torch.tensor(G, dtype=torch.float64, device=w.device)
-    u = torch.einsum("ai,kcij,bj->bakc", g, w.double(), g)
-    return u.to(w.dtype).reshape(36, k, c).transpose(1, 2).contiguous()
+    u = weight_transform_matrix(w.device) @ w.double().reshape(k * c, 9).T       # (36, K * C)
+    return u.to(w.dtype).view(36, k, c).transpose(1, 2).contiguous()
 
 
 def _bt(x, out) -> None:

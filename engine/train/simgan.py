@@ -197,7 +197,8 @@ class SimganTrainer(GANTrainer):
         identity satisfies at no cost, join in. The text code is the conditioning augmentation's mean,
         without its KL: with the sampled code and the KL from the start (run v5, 3700 steps) the KL
         widened the noise while the colour words were still being learnt, and edits came out in one
-        generic tint. The discriminator does not train."""
+        generic tint. The discriminator does not train. Both pair terms take part, at their weights
+        or 1 where a weight is 0 (the warm-up has nothing else to learn from)."""
         cfg = self.cfg
         with self.autocast():
             fake, _mu, _logvar = self.G_t(x, tb, sample=False)

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exact: the closed-form smoothing; fast: guided filter; none (default exact)")
     st.add_argument("-m", "--model", help="PhotoWCT model folder or official photo_wct.pth (default: bundled)")
     st.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    st.add_argument("--precision", choices=["auto", "fp32"], default="auto",
+                    help="auto: the VGG networks in bfloat16 where the CPU multiplies it in hardware (AMX), "
+                         "~3x faster, same reconstruction quality; fp32: float32 throughout")
     st.add_argument("-o", "--output", required=True, help="output PNG")
 
     ed = sub.add_parser("edit", help="text-guided edit of a photo (SIMGAN): 'the car is red'")
@@ -399,13 +402,14 @@ def _stylize_progress(stage: str, frac: float) -> None:
         print(f"  {stage} {'…' if frac == 0.0 else 'done'}", file=sys.stderr)
 
 
-def run_stylize(content, style, content_labels, style_labels, smooth: str, model: str | None, device):
+def run_stylize(content, style, content_labels, style_labels, smooth: str, model: str | None, device,
+                precision: str = "auto"):
     from .models.photowct import load_photowct
     from .stylize.pipeline import PhotoWCT, StylizeError, stylize
 
     nets, _card = load_photowct(model)
     try:
-        return stylize(PhotoWCT(nets, device), content, style, content_labels, style_labels, smooth,
+        return stylize(PhotoWCT(nets, device, precision), content, style, content_labels, style_labels, smooth,
                        progress=_stylize_progress)
     except StylizeError as e:
         raise CLIError(f"semstudio stylize: {e}") from None
@@ -486,11 +490,12 @@ def cmd_stylize(args) -> int:
         seg = load_segmenter(None, device=device)
         c_lab = segment_photo(seg, content) if c_lab is None else c_lab
         s_lab = segment_photo(seg, style) if s_lab is None else s_lab
-    res = run_stylize(content, style, c_lab, s_lab, args.smooth, args.model, device)
+    res = run_stylize(content, style, c_lab, s_lab, args.smooth, args.model, device, args.precision)
     out = Path(args.output)
     save_image_atomic(Image.fromarray(res.image), out)
     extra = f", {res.info['iterations']} CG iterations" if "iterations" in res.info else ""
-    print(f"wrote {out} ({res.image.shape[1]}x{res.image.shape[0]}, smoothing {args.smooth}{extra})")
+    print(f"wrote {out} ({res.image.shape[1]}x{res.image.shape[0]}, smoothing {args.smooth}{extra}, "
+          f"networks in {res.info['precision']})")
     return 0
 
 

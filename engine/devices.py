@@ -18,6 +18,24 @@ def pick_device(name: str = "auto"):
     return dev
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (Intel AMX tiles, or AVX512-BF16), where
+    oneDNN's bf16 convolutions and matrix products run several times faster than float32 (on the
+    development machine, AMX: 1.4 TMAC/s against 0.13 for float32 products). Without it, bf16 on the
+    CPU is emulated and slower than float32, so callers keep float32."""
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        f = getattr(cpu, probe, None)
+        try:
+            if f is not None and f():
+                return True
+        except Exception:  # noqa: BLE001 - a private probe; absence means no
+            pass
+    return False
+
+
 def is_oom(exc: BaseException) -> bool:
     """An accelerator (or allocator) out-of-memory error, by type or by the message torch gives."""
     import torch

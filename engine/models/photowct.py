@@ -49,9 +49,26 @@ def _wino_weights(conv: nn.Conv2d) -> torch.Tensor:
     return cached[1]
 
 
+def _bf16_weights(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The conv's weights and bias in bfloat16 (NHWC), kept on the module until its weights change."""
+    w = conv.weight
+    key = (w.data_ptr(), w._version, w.device)
+    cached = getattr(conv, "_bf16", None)
+    if cached is None or cached[0] != key:
+        b = conv.bias
+        cached = (key, w.detach().to(torch.bfloat16).contiguous(memory_format=torch.channels_last),
+                  None if b is None else b.detach().to(torch.bfloat16))
+        conv._bf16 = cached
+    return cached[1], cached[2]
+
+
 def _conv(x: torch.Tensor, conv: nn.Conv2d, direct: bool = False) -> torch.Tensor:
     # channels_last: oneDNN's fast layout for these VGG convolutions (~1.4x on CPU)
     xp = F.pad(x, (1, 1, 1, 1), mode="reflect").contiguous(memory_format=torch.channels_last)
+    if xp.dtype == torch.bfloat16:
+        # bfloat16 activations (PhotoWCT with precision bf16, on CPUs with AMX): oneDNN's direct
+        # convolution with float32 accumulation, ~8x float32's rate
+        return F.conv2d(xp, *_bf16_weights(conv))
     if (not direct and not torch.is_grad_enabled() and xp.device.type == "cpu" and xp.dtype == torch.float32
             and min(conv.in_channels, conv.out_channels) >= WINO_MIN_CHANNELS):
         # Winograd F(4x4, 3x3) (engine/models/winograd.py): 1.2x (64 ch) to 2.2x (256 ch) over
@@ -73,10 +90,14 @@ class Encoder(nn.Module):
                 setattr(self, n, nn.Conv2d(cin, cout, 3))
         self.names = names
 
-    def forward(self, x: torch.Tensor, all_levels: bool = False):
+    def forward(self, x: torch.Tensor, all_levels: bool = False, dtype: torch.dtype | None = None):
         """Returns (feature, pools) where pools = [(indices, size before pooling)]; with ``all_levels``
-        also the relu{1..level}_1 features (for the style image)."""
-        out = self.conv0(x)
+        also the relu{1..level}_1 features (for the style image). ``dtype`` (default float32): the
+        precision of the activations after ``conv0``, which always runs in float32 (bfloat16: see
+        :class:`engine.stylize.pipeline.PhotoWCT`). The decoder follows its input's dtype."""
+        out = self.conv0(x.float())
+        if dtype is not None:
+            out = out.to(dtype)
         pools, feats = [], []
         for n in self.names:
             d = n in DIRECT_BEFORE_POOL

@@ -288,16 +288,17 @@ class DecoderTrainer:
 
 
 @torch.no_grad()
-def evaluate(nets: PhotoWCTNets, photos: list[np.ndarray], levels=(1, 2, 3, 4)) -> dict:
-    """Mean reconstruction PSNR (dB, output clamped to [0, 1]) of each level over whole photos."""
+def evaluate(nets: PhotoWCTNets, photos: list[np.ndarray], levels=(1, 2, 3, 4), dtype=None) -> dict:
+    """Mean reconstruction PSNR (dB, output clamped to [0, 1]) of each level over whole photos;
+    ``dtype`` bfloat16 measures the bf16 inference path (default float32)."""
     out = {}
     for lv in levels:
         enc, dec = getattr(nets, f"e{lv}"), getattr(nets, f"d{lv}")
         vals = []
         for img in photos:
-            x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
-            f, pools = enc(x)
-            vals.append(psnr(dec(f, pools), x))
+            x = torch.from_numpy(np.array(img, np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+            f, pools = enc(x, dtype=dtype)
+            vals.append(psnr(dec(f, pools).float(), x))
         out[f"d{lv}"] = float(np.mean(vals))
     return out
 

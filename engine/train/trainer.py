@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..devices import pick_device
+from ..devices import cpu_has_native_bf16, pick_device
 from ..labels.labelsets import get_labelset
 from ..labels.maps import semantics_tensor
 from ..models.pix2pixhd import Encoder, GlobalGenerator, Pix2PixHDConfig
@@ -38,7 +38,8 @@ CKPT = "checkpoint.pt"
 
 # Options that may change when a run is resumed (everything else defines the networks or the data).
 RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "log_every", "threads", "pair_warmup",
-                       "vgg_scale", "lr", "lr_decay_from", "device", "amp"}
+                       "vgg_scale", "lr", "lr_decay_from", "device", "amp",
+                       "cpu_bf16"}
 
 
 class LossLog:
@@ -138,6 +139,7 @@ class TrainConfig:
     pair_warmup: int = 0                     # SIMGAN: first steps trained on the pair L1 terms alone (no D)
     pair_warmup_lr: float = 0.0              # ... at this learning rate (0: lr)
     amp: bool = True                         # mixed precision on CUDA (ignored elsewhere)
+    cpu_bf16: bool = False                   # bfloat16 autocast + channels_last on CPUs with AMX/AVX512-BF16
     vgg_scale: float = 1.0                   # VGG loss on images scaled by this factor (CPU presets: 0.5)
     # bookkeeping
     save_every: int = 100
@@ -219,6 +221,13 @@ class GANTrainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=(b1, b2))
         self.vgg = VGGLoss(cfg.vgg_scale).to(self.device) if cfg.lambda_vgg > 0 else None
         self.amp = bool(cfg.amp) and self.device.type == "cuda"
+        self.cpu_bf16 = bool(cfg.cpu_bf16) and self.device.type == "cpu" and cpu_has_native_bf16()
+        if cfg.cpu_bf16 and not self.cpu_bf16 and self.device.type == "cpu":
+            self.log("cpu_bf16: this CPU has no native bfloat16 (AMX / AVX512-BF16); training in float32")
+        if self.cpu_bf16:                       # oneDNN's AMX kernels want NHWC
+            for m in (self.G, self.D, self.E):
+                if m is not None:
+                    m.to(memory_format=torch.channels_last)
         self.scalers = [torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda")] if self.amp else None
         self.step = 0
         self.cpu_seconds = 0.0
@@ -338,7 +347,11 @@ class GANTrainer:
                 g["lr"] = base * f
 
     def autocast(self):
-        """Mixed precision (float16) on CUDA when ``amp`` is on; a no-op elsewhere."""
+        """Mixed precision: float16 on CUDA when ``amp`` is on; bfloat16 on a CPU with native bf16 when
+        ``cpu_bf16`` is on (weights, optimiser state and losses stay float32; no loss scaling needed, bf16
+        has float32's range); a no-op elsewhere."""
+        if self.cpu_bf16:
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
         if not self.amp:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=torch.float16)

@@ -17,8 +17,10 @@ Losses (paper eq. 1-4, lambda_a = 1, lambda_c = 10, lambda_ca = 1):
   adds the same L1 over the recoloured pixels only (per-sample mean), so ignoring the text costs as
   much for a small car as for the sky.
 - Our warm-up, ``pair_warmup`` steps (0: none): the pair terms alone, the text code the conditioning
-  augmentation's mean, no KL and no discriminator (:meth:`SimganTrainer.warmup_step`); the paper's
-  losses follow.
+  augmentation's mean, no KL and no discriminator (:meth:`SimganTrainer.warmup_step`); then
+  ``d_warmup`` steps (0: none) train the discriminator alone on the paper's three terms against the
+  warmed-up generator, so that its first gradients to G are informed rather than a fresh network's
+  noise; the paper's losses follow.
 
 Adam 2e-4 (beta1 0.5), the learning rate halved every ``lr_halve_epochs`` epochs.
 """
@@ -167,6 +169,12 @@ class SimganTrainer(GANTrainer):
         self.set_lr()
         if self.step < cfg.pair_warmup:
             return self.warmup_step(x, x2, tb)
+        if self.step < cfg.pair_warmup + cfg.d_warmup:
+            self.G.eval()                # the generator as it stands: no batch-norm statistics update
+            with torch.no_grad(), self.autocast():
+                fake, _mu, _logvar = self.G(x, tb, sample=True)
+            self.G.train()
+            return self.report({}, self.d_step(x, x2, t, tb, fake))
         for p in self.D.parameters():
             p.requires_grad_(False)
         with self.autocast():
@@ -183,13 +191,17 @@ class SimganTrainer(GANTrainer):
         self.backward_step(g_loss, self.opt_g, 0)
         for p in self.D.parameters():
             p.requires_grad_(True)
+        return self.report(losses, self.d_step(x, x2, t, tb, fake))
+
+    def d_step(self, x, x2, t, tb, fake) -> torch.Tensor:
+        """One discriminator update on the LSGAN's three terms; returns its loss."""
         with self.autocast():
             n = x.shape[0]
             pred = self.D_t(torch.cat([x, x2, x, x2, fake.detach()]), torch.cat([t, tb, tb, t, tb]))
             real, mis, fk = pred[:2 * n], pred[2 * n:4 * n], pred[4 * n:]
             d_loss = ((real - 1) ** 2).mean() + (mis ** 2).mean() + (fk ** 2).mean()
         self.backward_step(d_loss, self.opt_d, 1)
-        return self.report(losses, d_loss)
+        return d_loss
 
     def warmup_step(self, x, x2, tb) -> dict[str, float]:
         """A supervised step on the recoloured targets alone (``pair_warmup``): the generator learns

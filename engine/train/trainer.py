@@ -39,7 +39,7 @@ CKPT = "checkpoint.pt"
 # Options that may change when a run is resumed (everything else defines the networks or the data).
 RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "log_every", "threads", "pair_warmup",
                        "vgg_scale", "lr", "lr_decay_from", "device", "amp",
-                       "cpu_bf16"}
+                       "cpu_bf16", "d_warmup"}
 
 
 class LossLog:
@@ -138,6 +138,7 @@ class TrainConfig:
     curriculum: int = 0                      # SIMGAN: steps over which classes/colours widen from 3/4 to all
     pair_warmup: int = 0                     # SIMGAN: first steps trained on the pair L1 terms alone (no D)
     pair_warmup_lr: float = 0.0              # ... at this learning rate (0: lr)
+    d_warmup: int = 0                        # SIMGAN: then this many steps training the discriminator alone
     amp: bool = True                         # mixed precision on CUDA (ignored elsewhere)
     cpu_bf16: bool = False                   # bfloat16 autocast + channels_last on CPUs with AMX/AVX512-BF16
     vgg_scale: float = 1.0                   # VGG loss on images scaled by this factor (CPU presets: 0.5)

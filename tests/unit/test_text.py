@@ -408,3 +408,25 @@ def test_cpu_bf16_training_steps_and_checkpoints_in_float32(tiny_camvid, tmp_pat
     assert not again.cpu_bf16 and again.step == 1
     for a, b in zip(tr.G.state_dict().values(), again.G.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_d_warmup_trains_the_discriminator_alone(tiny_camvid, tmp_path):
+    """After ``pair_warmup``, ``d_warmup`` steps update the discriminator only (the generator's weights and
+    batch-norm statistics stay as the warm-up left them); the paper's losses follow."""
+    import torch
+
+    from engine.train.trainer import TrainConfig, make_trainer
+
+    tr = make_trainer(TrainConfig(family="simgan", data=str(tiny_camvid), size=(96, 72), batch=2, ngf=4, ndf=8,
+                                  ca_dim=8, lambda_vgg=0.0, ttur=False, pair_warmup=1, d_warmup=2),
+                      tmp_path / "run")
+    tr.train_step(*tr.batch_for(0))
+    tr.step = 1
+    g0 = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    d0 = [p.detach().clone() for p in tr.D.parameters()]
+    out = tr.train_step(*tr.batch_for(1))
+    assert set(out) == {"D"} and out["D"] > 0
+    assert all(torch.equal(v, tr.G.state_dict()[k]) for k, v in g0.items())
+    assert any(not torch.equal(a, b) for a, b in zip(d0, tr.D.parameters()))
+    tr.step = 3
+    assert {"GAN", "Cycle", "CA_KL"} <= set(tr.train_step(*tr.batch_for(3)))

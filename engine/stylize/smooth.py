@@ -96,36 +96,65 @@ def smoothing_diagonals(content: torch.Tensor, beta: float = BETA, eps: float = 
     return diag
 
 
-def diag_apply(diag: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """A v for diagonals (25, H, W) and v (C, H, W)."""
-    hh, ww = v.shape[1:]
+MATVEC_STRIP_BYTES = 1 << 20   # rows of the product per pass: its strip of ``out`` stays in L2 across the 25 taps
+
+
+def diag_apply(diag: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None,
+               unit_diagonal: bool = False) -> torch.Tensor:
+    """A v for diagonals (25, H, W) and v (C, H, W); ``unit_diagonal``: take diagonal 12 (the main
+    one) as all ones without reading it. Row strips of about MATVEC_STRIP_BYTES of output:
+    the 24 multiply-adds of a strip then reuse its output from cache instead of streaming the whole
+    product 24 times (0.81x per CG solve at 384x512 on 2 cores; the same sums, in the same order)."""
+    c, hh, ww = v.shape
     vp = torch.nn.functional.pad(v, (2, 2, 2, 2))
-    out = torch.mul(diag[12], v, out=out)
-    for o in range(25):
-        if o != 12:
-            dy, dx = o // 5 - 2, o % 5 - 2
-            out.addcmul_(diag[o], vp[:, 2 + dy:2 + dy + hh, 2 + dx:2 + dx + ww])
+    if out is None:
+        out = torch.empty_like(v)
+    rows = max(8, MATVEC_STRIP_BYTES // max(1, c * ww * v.element_size()))
+    for y0 in range(0, hh, rows):
+        y1 = min(hh, y0 + rows)
+        o_ = out[:, y0:y1]
+        if unit_diagonal:
+            o_.copy_(v[:, y0:y1])
+        else:
+            torch.mul(diag[12, y0:y1], v[:, y0:y1], out=o_)
+        for o in range(25):
+            if o != 12:
+                dy, dx = o // 5 - 2, o % 5 - 2
+                o_.addcmul_(diag[o, y0:y1], vp[:, 2 + dy + y0:2 + dy + y1, 2 + dx:2 + dx + ww])
     return out
+
+
+RESIDUAL_CHECK_EVERY = 4      # CG iterations between checks of the true residual (overshoot <= 3 iterations)
 
 
 def solve_smoothing(stylized: torch.Tensor, content: torch.Tensor, beta: float = BETA, tol: float = 1e-9,
                     max_iter: int = 5000, dtype=torch.float64, progress=None,
-                    should_stop=None) -> tuple[torch.Tensor, dict]:
+                    should_stop=None, init: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """R solving (I - beta D^-1/2 W D^-1/2) R = (1 - beta) Y for (H, W, 3) images in [0, 1]
     (``content`` builds W): Jacobi-preconditioned CG on the system's 25 diagonals, from R = Y, all
-    channels at once, until each channel's residual is ``tol`` relative to its right-hand side.
-    The matrix is built in float64; ``dtype`` is the precision of the iterations. Returns R (H, W, 3)
-    and {iterations, residual}."""
+    channels at once, until each channel's residual is ``tol`` relative to its right-hand side
+    (checked every RESIDUAL_CHECK_EVERY iterations).
+    The preconditioner is folded into the system: with S = diag(A)^-1/2, plain CG on S A S (unit
+    diagonal) for S^-1 R is Jacobi-preconditioned CG on A, without a preconditioner pass and its inner
+    product per iteration. The matrix is built in float64; ``dtype`` is the precision of the iterations.
+    Returns R (H, W, 3) and {iterations, residual}."""
     t0 = time.perf_counter()
-    diag = smoothing_diagonals(content, beta).to(dtype)
+    diag = smoothing_diagonals(content, beta)
+    hh, ww = diag.shape[1:]
+    sc = diag[12].rsqrt()
+    scp = torch.nn.functional.pad(sc, (2, 2, 2, 2))
+    for o in range(25):
+        dy, dx = o // 5 - 2, o % 5 - 2
+        diag[o] *= sc * scp[2 + dy:2 + dy + hh, 2 + dx:2 + dx + ww]
+    diag = diag.to(dtype)
+    sc = sc.to(dtype)
     t_build = time.perf_counter() - t0
     y = stylized.to(device=diag.device, dtype=dtype).permute(2, 0, 1).contiguous()
-    inv_diag = 1.0 / diag[12]
     rhs = (1.0 - beta) * y
-    x = y.clone()
-    r = rhs - diag_apply(diag, x)
-    z = r * inv_diag
-    p = z.clone()
+    x0 = y if init is None else init.to(device=diag.device, dtype=dtype).permute(2, 0, 1)
+    x = x0 / sc                                  # the unknown of the scaled system
+    r = rhs * sc - diag_apply(diag, x, unit_diagonal=True)
+    p = r.clone()
     ap = torch.empty_like(p)
 
     def chan(t):
@@ -134,27 +163,36 @@ def solve_smoothing(stylized: torch.Tensor, content: torch.Tensor, beta: float =
     def dot(a, b):                    # per-channel inner products, no temporaries
         return torch.linalg.vecdot(chan(a), chan(b))
 
-    rz = dot(r, z)
     bnorm = chan(rhs).norm(dim=1).clamp_min(1e-30)
+
+    def residual() -> float:          # of the original system: its residual is S^-1 r
+        return (chan(r / sc).norm(dim=1) / bnorm).max().item()
+
+    rr = dot(r, r)
     it = 0
-    res = (dot(r, r).sqrt() / bnorm).max().item()
+    res = residual()
     stopped = False
     while res > tol and it < max_iter:
         if should_stop is not None and should_stop():
             stopped = True
             break
-        diag_apply(diag, p, ap)
-        alpha = (rz / dot(p, ap).clamp_min(1e-30)).view(-1, 1, 1)
+        diag_apply(diag, p, ap, unit_diagonal=True)
+        alpha = (rr / dot(p, ap).clamp_min(1e-30)).view(-1, 1, 1)
         x.addcmul_(p, alpha)
         r.addcmul_(ap, alpha, value=-1.0)
         it += 1
-        res = (dot(r, r).sqrt() / bnorm).max().item()
-        if progress is not None and it % 10 == 0:
-            progress(it, res)
-        torch.mul(r, inv_diag, out=z)
-        rz_new = dot(r, z)
-        p.mul_((rz_new / rz.clamp_min(1e-30)).view(-1, 1, 1)).add_(z)
-        rz = rz_new
+        if it % RESIDUAL_CHECK_EVERY == 0:
+            res = residual()
+            if progress is not None:
+                progress(it, res)
+            if res <= tol:
+                break
+        rr_new = dot(r, r)
+        torch.addcmul(r, p, (rr_new / rr.clamp_min(1e-30)).view(-1, 1, 1), out=p)     # p = r + b p
+        rr = rr_new
+    if it % RESIDUAL_CHECK_EVERY:
+        res = residual()
+    x.mul_(sc)
     info = {"iterations": it, "residual": res, "build_s": round(t_build, 3),
             "solve_s": round(time.perf_counter() - t0 - t_build, 3)}
     if stopped:

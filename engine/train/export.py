@@ -123,12 +123,14 @@ _FAMILY_SECTIONS = {"simgan": _simgan_sections, "spade": _spade_sections, "sflow
 
 
 def export_run(run_dir: Path | str, out_dir: Path | str, name: str, title: str | None = None,
-               extra: dict | None = None, clusters: int = 10, half: bool = False) -> dict:
+               extra: dict | None = None, clusters: int = 10, half: bool = False,
+               checkpoint: Path | str | None = None) -> dict:
     """Model folder from a run: generator (+ encoder) safetensors and a card. pix2pixHD runs with
     instance features also get their k-means feature clusters (``clusters`` per class) fitted on the
-    training split. ``half`` stores the generator's weights as float16 (for bundling)."""
+    training split. ``half`` stores the generator's weights as float16 (for bundling). ``checkpoint``:
+    one of the run's kept checkpoints (``keep_every``) instead of its latest."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    st = torch.load(run_dir / CKPT, map_location="cpu", weights_only=True)
+    st = torch.load(Path(checkpoint) if checkpoint else run_dir / CKPT, map_location="cpu", weights_only=True)
     tc = st["train_config"]
     family = st.get("family", "spade")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ CKPT = "checkpoint.pt"
 # Options that may change when a run is resumed (everything else defines the networks or the data).
 RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "log_every", "threads", "pair_warmup",
                        "vgg_scale", "lr", "lr_decay_from", "device", "amp",
-                       "cpu_bf16", "d_warmup"}
+                       "cpu_bf16", "d_warmup", "keep_every"}
 
 
 class LossLog:
@@ -144,6 +144,7 @@ class TrainConfig:
     vgg_scale: float = 1.0                   # VGG loss on images scaled by this factor (CPU presets: 0.5)
     # bookkeeping
     save_every: int = 100
+    keep_every: int = 0                      # also keep a copy of the checkpoint every N steps (kept/)
     sample_every: int = 500
     log_every: int = 10
     threads: int | None = None
@@ -270,6 +271,15 @@ class GANTrainer:
             atomic_torch_save(self.state(), p)
             (self.run_dir / "train_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
         self.dist.barrier()
+        return p
+
+    def keep(self) -> Path:
+        """A copy of the current state as ``kept/checkpoint_STEP.pt`` (``keep_every``): the main
+        checkpoint is overwritten as the run goes on, a kept one stays for export or comparison
+        (``export_run(..., checkpoint=PATH)``)."""
+        p = self.run_dir / "kept" / f"checkpoint_{self.step:06d}.pt"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(self.state(), p)
         return p
 
     def load_state(self, st: dict) -> None:
@@ -476,6 +486,8 @@ class GANTrainer:
                     on_progress(self.step, cfg.steps, losses)
             if self.step % cfg.save_every == 0:
                 self.save()
+            if main and cfg.keep_every and self.step % cfg.keep_every == 0:
+                self.keep()
             if main and cfg.sample_every and self.step % cfg.sample_every == 0:
                 self.sample_grid().save(self.run_dir / "samples" / f"step_{self.step:06d}.png")
         if main:

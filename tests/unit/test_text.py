@@ -430,3 +430,10 @@ def test_d_warmup_trains_the_discriminator_alone(tiny_camvid, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(d0, tr.D.parameters()))
     tr.step = 3
     assert {"GAN", "Cycle", "CA_KL"} <= set(tr.train_step(*tr.batch_for(3)))
+    # a kept copy of the checkpoint exports like the run's latest one
+    from engine.train.export import export_run
+
+    kept = tr.keep()
+    assert kept.name == "checkpoint_000003.pt" and kept.parent.name == "kept"
+    card = export_run(tmp_path / "run", tmp_path / "m", "m", checkpoint=kept)
+    assert card["training"]["steps"] == 3

@@ -79,9 +79,13 @@ def smoothing_diagonals(content: torch.Tensor, beta: float = BETA, eps: float = 
     d = {t: x[:, t[0]:t[0] + h, t[1]:t[1] + w] - mu for t in taps}             # x_a - mu_k
     t_inv = {t: torch.stack([sum(inv[i, j] * d[t][j] for j in range(3)) for i in range(3)]) for t in taps}
     diag = torch.zeros(25, hh, ww, dtype=torch.float64, device=x.device)
+    t_inv = {t: v / 9.0 for t, v in t_inv.items()}
+    v = torch.empty(h, w, dtype=x.dtype, device=x.device)
     for ia, a in enumerate(taps):
         for b in taps[ia:]:
-            v = (1.0 + (t_inv[a] * d[b]).sum(0)) / 9.0
+            # (1 + (x_a - mu)^T inv (x_b - mu)) / 9, in place: 4 passes over the map instead of ~8
+            torch.mul(t_inv[a][0], d[b][0], out=v)
+            v.addcmul_(t_inv[a][1], d[b][1]).addcmul_(t_inv[a][2], d[b][2]).add_(1.0 / 9.0)
             o = (b[0] - a[0] + 2) * 5 + (b[1] - a[1] + 2)
             diag[o, a[0]:a[0] + h, a[1]:a[1] + w] += v
             if b != a:

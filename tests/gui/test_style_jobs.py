@@ -163,16 +163,24 @@ def test_stylize_panel_bundled_styles_region_wise(win, qtbot):
     qtbot.waitUntil(lambda: len(win.jobs_panel.history) == 2, timeout=10_000)   # a new result in the history
 
 
-def test_prompt_box_edits_a_class_only(win, qtbot, simgan_model):
+def test_prompt_box_edits_a_class_only(win, qtbot, simgan_model, monkeypatch):
     import shutil
 
+    import app.widgets.prompt as prompt_mod
     from engine.paths import user_models_dir
 
     pp = win.prompt_panel
-    assert not pp.apply_btn.isEnabled() and "No text-edit model" in pp.understood.text()
+    with monkeypatch.context() as m:              # no text-edit model anywhere: the panel says how to get one
+        m.setattr(prompt_mod, "text_models", lambda: [])
+        pp.refresh_models()
+        assert not pp.apply_btn.isEnabled() and "No text-edit model" in pp.understood.text()
+    pp.refresh_models()
+    bundled = pp.model.count()
     shutil.copytree(simgan_model, user_models_dir() / "tiny_simgan")
     pp.refresh_models()
-    assert pp.model.count() == 1 and pp.apply_btn.isEnabled()
+    assert pp.model.count() == bundled + 1 and pp.apply_btn.isEnabled()
+    pp.model.setCurrentIndex(pp.model.findData(str(user_models_dir() / "tiny_simgan")))
+    assert pp.model.currentIndex() == bundled                # bundled models first, then the user's
     base = _generate(win, qtbot)
     pp.prompt.setEditText("the road is pink")
     pp.limit.setCurrentIndex(pp.limit.findData("class:road"))

@@ -38,28 +38,27 @@ DIRECT_BEFORE_POOL = {"conv1_2"}  # encoder convs kept direct: see _conv
 WINO_MIN_CHANNELS = 64      # CPU inference: 3x3 convolutions this wide (in and out) by Winograd
 
 
-def _wino_weights(conv: nn.Conv2d) -> torch.Tensor:
-    """The conv's Winograd-transformed weights, kept on the module until its weights change."""
+def _derived_weights(conv: nn.Conv2d, attr: str, make):
+    """``make(conv)``'s result, kept on the module as ``attr`` until the conv's weights change."""
     w = conv.weight
     key = (w.data_ptr(), w._version, w.dtype, w.device)
-    cached = getattr(conv, "_wino", None)
+    cached = getattr(conv, attr, None)
     if cached is None or cached[0] != key:
-        cached = (key, transform_weights(w.detach()))
-        conv._wino = cached
+        cached = (key, make(conv))
+        setattr(conv, attr, cached)
     return cached[1]
 
 
+def _wino_weights(conv: nn.Conv2d) -> torch.Tensor:
+    """The conv's Winograd-transformed weights."""
+    return _derived_weights(conv, "_wino", lambda c: transform_weights(c.weight.detach()))
+
+
 def _bf16_weights(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The conv's weights and bias in bfloat16 (NHWC), kept on the module until its weights change."""
-    w = conv.weight
-    key = (w.data_ptr(), w._version, w.device)
-    cached = getattr(conv, "_bf16", None)
-    if cached is None or cached[0] != key:
-        b = conv.bias
-        cached = (key, w.detach().to(torch.bfloat16).contiguous(memory_format=torch.channels_last),
-                  None if b is None else b.detach().to(torch.bfloat16))
-        conv._bf16 = cached
-    return cached[1], cached[2]
+    """The conv's weights (NHWC) and bias in bfloat16."""
+    return _derived_weights(conv, "_bf16", lambda c: (
+        c.weight.detach().to(torch.bfloat16).contiguous(memory_format=torch.channels_last),
+        None if c.bias is None else c.bias.detach().to(torch.bfloat16)))
 
 
 def _conv(x: torch.Tensor, conv: nn.Conv2d, direct: bool = False) -> torch.Tensor:

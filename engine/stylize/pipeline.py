@@ -95,7 +95,11 @@ class PhotoWCT:
         self.nets = nets.to(self.device).eval()
         fast_bf16 = self.device.type == "cpu" and cpu_has_native_bf16()
         self.dtype = torch.bfloat16 if precision != "fp32" and fast_bf16 else torch.float32
-        self.precision = "bf16" if self.dtype == torch.bfloat16 else "fp32"
+
+    @property
+    def precision(self) -> str:
+        """What the VGG networks run in: 'bf16' or 'fp32'."""
+        return "bf16" if self.dtype == torch.bfloat16 else "fp32"
 
     @torch.inference_mode()
     def transform(self, content: np.ndarray, style: np.ndarray, content_labels=None, style_labels=None,

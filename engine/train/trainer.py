@@ -276,12 +276,15 @@ class GANTrainer:
         return p
 
     def keep(self) -> Path:
-        """A copy of the current state as ``kept/checkpoint_STEP.pt`` (``keep_every``): the main
-        checkpoint is overwritten as the run goes on, a kept one stays for export or comparison
-        (``export_run(..., checkpoint=PATH)``)."""
+        """Save, and keep a copy of the checkpoint as ``kept/checkpoint_STEP.pt`` (``keep_every``): the
+        main checkpoint is overwritten as the run goes on, a kept one stays for export or comparison
+        (``export_run(..., checkpoint=PATH)``). Every rank calls it, as :meth:`save`."""
+        src = self.save()
         p = self.run_dir / "kept" / f"checkpoint_{self.step:06d}.pt"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(self.state(), p)
+        if self.dist.is_main:
+            from ..labels.io import atomic_write_bytes
+
+            atomic_write_bytes(p, src.read_bytes())
         return p
 
     def load_state(self, st: dict) -> None:
@@ -486,10 +489,10 @@ class GANTrainer:
                 bar.update(self.step, " ".join(f"{k} {v:.3f}" for k, v in sorted(losses.items())))
                 if on_progress:
                     on_progress(self.step, cfg.steps, losses)
-            if self.step % cfg.save_every == 0:
+            if cfg.keep_every and self.step % cfg.keep_every == 0:
+                self.keep()                     # saves, then copies the checkpoint
+            elif self.step % cfg.save_every == 0:
                 self.save()
-            if main and cfg.keep_every and self.step % cfg.keep_every == 0:
-                self.keep()
             if main and cfg.sample_every and self.step % cfg.sample_every == 0:
                 self.sample_grid().save(self.run_dir / "samples" / f"step_{self.step:06d}.png")
         if main:
